@@ -1,0 +1,6 @@
+"""babysit: train PyTorch networks the way the lectures teach, and babysit the training."""
+from babysit.spec import Spec, SpecError, load_spec
+from babysit.train import Callback, Trainer, TrainingError
+
+__version__ = "0.1.0"
+__all__ = ["Callback", "Spec", "SpecError", "Trainer", "TrainingError", "load_spec"]

@@ -1,0 +1,4 @@
+"""Data sets as in-memory tensors, split once, batched by index (no per-example Python per step)."""
+from babysit.data.base import DataError, Dataset, Split, build_data
+
+__all__ = ["DataError", "Dataset", "Split", "build_data"]

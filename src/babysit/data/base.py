@@ -1,0 +1,97 @@
+"""The shared shape of every data set, its checks, and the dispatch from the spec."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from babysit.spec import DataSpec
+
+
+class DataError(ValueError):
+    """Data that cannot be trained on; the message names the split and the problem."""
+
+
+@dataclass
+class Split:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def to(self, device) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass
+class Dataset:
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    input_shape: tuple  # one example's shape, e.g. (3,) for names context 3, (1, 8, 8) for digits
+    vocab: Optional[list[str]] = None  # names: index -> character, '.' at 0
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def splits(self) -> dict[str, Split]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def check_split(name: str, x: torch.Tensor, y: torch.Tensor, num_classes: int, source: str) -> None:
+    """Reject what would silently train wrong: mismatched lengths, bad labels, NaN/Inf inputs."""
+    where = f"{source}, {name} split"
+    if x.shape[0] != y.shape[0]:
+        raise DataError(f"{where}: {x.shape[0]} inputs but {y.shape[0]} labels; they must match")
+    if name in ("train", "val") and x.shape[0] == 0:
+        raise DataError(f"{where}: is empty; give more data or change data.split")
+    if y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise DataError(f"{where}: labels must be integer class indices, got dtype {y.dtype}")
+    if y.ndim != 1:
+        raise DataError(f"{where}: labels must be one index per example, got shape {tuple(y.shape)}")
+    if y.numel():
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= num_classes:
+            bad = int(((y < 0) | (y >= num_classes)).nonzero()[0])
+            raise DataError(f"{where}: label {int(y[bad])} at index {bad} is out of range "
+                            f"[0, {num_classes - 1}] for {num_classes} classes")
+    if x.dtype.is_floating_point and x.numel():
+        finite = torch.isfinite(x)
+        if not bool(finite.all()):
+            bad = int((~finite).reshape(x.shape[0], -1).any(1).nonzero()[0])
+            count = int((~finite).sum())
+            raise DataError(f"{where}: {count} NaN/Inf input values, the first in example {bad}; "
+                            "clean or impute them before training")
+
+
+def split_indices(n: int, fractions, seed: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(n, generator=g)
+    n1 = int(fractions[0] * n)
+    n2 = int((fractions[0] + fractions[1]) * n)
+    return [perm[:n1], perm[n1:n2], perm[n2:]]
+
+
+def dataset_from_arrays(x: torch.Tensor, y: torch.Tensor, spec: DataSpec, source: str,
+                        num_classes: Optional[int] = None) -> Dataset:
+    """Split one labelled array set by data.split / data.split_seed and check every part."""
+    if x.shape[0] != y.shape[0]:
+        raise DataError(f"{source}: {x.shape[0]} inputs but {y.shape[0]} labels; they must match")
+    if y.numel() == 0:
+        raise DataError(f"{source}: holds no examples")
+    if num_classes is None:
+        num_classes = int(y.max()) + 1 if not y.dtype.is_floating_point else 0
+    parts = [Split(x[i], y[i]) for i in split_indices(x.shape[0], spec.split, spec.split_seed)]
+    for name, part in zip(("train", "val", "test"), parts):
+        check_split(name, part.x, part.y, num_classes, source)
+    return Dataset(*parts, num_classes=num_classes, input_shape=tuple(x.shape[1:]), source=source)
+
+
+def build_data(spec: DataSpec) -> Dataset:
+    from babysit.data import digits, files, names
+
+    builders = {"names": names.load, "digits": digits.load, "arrays": files.load_arrays,
+                "images": files.load_images}
+    return builders[spec.kind](spec)

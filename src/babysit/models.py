@@ -1,0 +1,115 @@
+"""Models from the spec: the makemore MLP (optional character embedding) and a small CNN.
+
+Layers carry readable names (fc1, bn1, act1, ..., out) because every diagnostic names its layer.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from babysit.data import Dataset
+from babysit.nn.init import init_layer
+from babysit.nn.preprocess import Preprocess
+from babysit.spec import ModelSpec, Spec
+
+ACTIVATIONS = {
+    "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU,
+    "prelu": nn.PReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU,
+}
+
+
+def _hidden_block(layers: OrderedDict, i: int, linear: nn.Module, norm: nn.Module | None,
+                  spec: ModelSpec) -> None:
+    layers[f"fc{i}" if isinstance(linear, nn.Linear) else f"conv{i}"] = linear
+    if norm is not None:
+        layers[f"bn{i}"] = norm
+    layers[f"act{i}"] = ACTIVATIONS[spec.activation]()
+    if spec.dropout > 0 and isinstance(linear, nn.Linear):
+        layers[f"drop{i}"] = nn.Dropout(spec.dropout)
+
+
+def _use_bias(spec: ModelSpec) -> bool:
+    # A bias in front of a BatchNorm is subtracted right away: its gradient is zero (LECTURES.md §1).
+    return (not spec.batchnorm) if spec.bias == "auto" else spec.bias
+
+
+def _preprocess(spec: Spec, data: Dataset) -> OrderedDict:
+    if spec.data.preprocess == "none" or not data.train.x.dtype.is_floating_point:
+        return OrderedDict()
+    return OrderedDict(prep=Preprocess.fit(data.train.x, spec.data.preprocess))
+
+
+def build_mlp(spec: Spec, data: Dataset) -> nn.Sequential:
+    m = spec.model
+    layers = _preprocess(spec, data)
+    if data.vocab is not None or m.embed_dim:
+        if not m.embed_dim:
+            raise ValueError("model.embed_dim is required for character (names) data")
+        layers["embed"] = nn.Embedding(data.num_classes if data.vocab else int(data.train.x.max()) + 1,
+                                       m.embed_dim)
+        width = m.embed_dim * math.prod(data.input_shape)
+    else:
+        width = math.prod(data.input_shape)
+    layers["flatten"] = nn.Flatten()
+    bias = _use_bias(m)
+    for i, h in enumerate(m.hidden, start=1):
+        norm = nn.BatchNorm1d(h, momentum=m.bn_momentum) if m.batchnorm else None
+        _hidden_block(layers, i, nn.Linear(width, h, bias=bias), norm, m)
+        width = h
+    layers["out"] = nn.Linear(width, data.num_classes)
+    if m.output_batchnorm:
+        layers["out_bn"] = nn.BatchNorm1d(data.num_classes, momentum=m.bn_momentum)
+    return nn.Sequential(layers)
+
+
+def build_cnn(spec: Spec, data: Dataset) -> nn.Sequential:
+    """[conv -> BN -> act -> pool(2)] per entry of channels, then [fc -> act] per hidden, then out."""
+    m = spec.model
+    if len(data.input_shape) != 3:
+        raise ValueError(f"model.kind 'cnn' needs image inputs (C, H, W), got shape {data.input_shape}")
+    layers = _preprocess(spec, data)
+    c, h, w = data.input_shape
+    bias = _use_bias(m)
+    pool = nn.MaxPool2d if m.pool == "max" else nn.AvgPool2d
+    for i, out_c in enumerate(m.channels, start=1):
+        norm = nn.BatchNorm2d(out_c, momentum=m.bn_momentum) if m.batchnorm else None
+        _hidden_block(layers, i, nn.Conv2d(c, out_c, m.kernel_size, padding=m.kernel_size // 2, bias=bias),
+                      norm, m)
+        if min(h, w) >= 2:
+            layers[f"pool{i}"] = pool(2)
+            h, w = h // 2, w // 2
+        c = out_c
+    layers["flatten"] = nn.Flatten()
+    width = c * h * w
+    for j, units in enumerate(m.hidden, start=len(m.channels) + 1):
+        _hidden_block(layers, j, nn.Linear(width, units), None, m)
+        width = units
+    layers["out"] = nn.Linear(width, data.num_classes)
+    return nn.Sequential(layers)
+
+
+def init_model(model: nn.Module, spec: ModelSpec) -> None:
+    """Hidden layers get spec.init.hidden with their activation's gain; the output layer gets
+    spec.init.output with gain 1. With an output BatchNorm, the output scale goes to its gamma
+    (MM3's deep net: gamma *= 0.1), since the norm would undo a scaled weight."""
+    out = model.out
+    out_bn = getattr(model, "out_bn", None)
+    for name, layer in model.named_children():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)) and layer is not out:
+            init_layer(layer, spec.init.hidden, spec.activation)
+    out_init = spec.init.output
+    if out_bn is not None:
+        init_layer(out, out_init.model_copy(update={"scale": 1.0}), "linear")
+        with torch.no_grad():
+            out_bn.weight.mul_(out_init.scale)
+    else:
+        init_layer(out, out_init, "linear")
+
+
+def build_model(spec: Spec, data: Dataset) -> nn.Sequential:
+    model = build_mlp(spec, data) if spec.model.kind == "mlp" else build_cnn(spec, data)
+    init_model(model, spec.model)
+    return model

@@ -1,0 +1,48 @@
+"""A run directory on disk: where a new one goes, and how a finished one is loaded back."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from babysit.data import Dataset, build_data
+from babysit.models import build_model
+from babysit.spec import Spec, load_spec
+from babysit.train.checkpoint import CHECKPOINT, CheckpointError, load_checkpoint
+from babysit.train.trainer import select_device
+
+RUNS_ROOT = Path("runs")
+
+
+def new_run_dir(name: str, root: Path = RUNS_ROOT) -> Path:
+    """runs/<name>, or runs/<name>-2, -3, ...: a new run never overwrites an old one."""
+    path, n = root / name, 1
+    while path.exists():
+        n += 1
+        path = root / f"{name}-{n}"
+    return path
+
+
+@dataclass
+class LoadedRun:
+    spec: Spec
+    data: Dataset
+    model: nn.Module
+    step: int
+
+
+def load_run(run_dir: Path | str, device: str = "auto") -> LoadedRun:
+    run_dir = Path(run_dir)
+    if not (run_dir / "spec.yaml").is_file():
+        raise CheckpointError(f"{run_dir} is not a babysit run (no spec.yaml); "
+                              "give the directory that `babysit train` wrote")
+    spec = load_spec(run_dir / "spec.yaml")
+    dev = select_device(device)
+    state = load_checkpoint(run_dir / CHECKPOINT, map_location=dev)
+    data = build_data(spec.data)
+    model = build_model(spec, data).to(dev)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return LoadedRun(spec, data, model, state["step"])

@@ -1,0 +1,207 @@
+"""The Trainer: one loop, read top to bottom.
+
+Hot-path rule: nothing in a step waits for the device. The loss is summed on the device and
+fetched once per `log_every` steps (the flush); evaluation, checkpoints and non-finite checks
+happen at flushes only.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+from pathlib import Path
+from typing import Iterable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from babysit.data import Dataset, build_data
+from babysit.models import build_model
+from babysit.spec import Spec, dump_spec
+from babysit.train.batches import BatchSampler
+from babysit.train.callbacks import Callback, ProgressBar
+from babysit.train.checkpoint import CHECKPOINT, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from babysit.train.evaluate import evaluate
+from babysit.train.optim import Schedule, build_optimizer
+from babysit.watch.record import Record
+
+SUMMARY = "summary.json"
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+def select_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+class Trainer:
+    def __init__(self, spec: Spec, run_dir: Path | str, *, callbacks: Iterable[Callback] = (),
+                 progress: bool = True, resume: bool = False, data: Optional[Dataset] = None):
+        self.spec, self.run_dir, self.resume = spec, Path(run_dir), resume
+        self.device = select_device(spec.train.device)
+        seed_everything(spec.seed)
+        self.data = data if data is not None else build_data(spec.data)
+        self.model = build_model(spec, self.data).to(self.device)
+        self.train_split = self.data.train.to(self.device)
+        self.val_split = self.data.val.to(self.device)
+        t = spec.train
+        batch = len(self.train_split) if t.batch_size == "full" else t.batch_size
+        self.sampler = BatchSampler(self.train_split, batch, seed=spec.seed)
+        self.total_steps = t.steps if t.steps is not None else t.epochs * self.sampler.per_epoch
+        self.optimizer = build_optimizer(self.model, spec.optim)
+        self.schedule = Schedule(self.optimizer, spec.schedule, self.total_steps)
+        self.callbacks = list(callbacks) + ([ProgressBar()] if progress else [])
+        self.record = Record(self.run_dir)
+        self.step = 0
+        self.elapsed = 0.0  # wall seconds of earlier sessions of this run (resume)
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.loss_count = 0
+        self.best = {"val_loss": float("inf"), "step": 0, "state": None, "bad_evals": 0}
+        self.stop_reason: Optional[str] = None
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"spec": self.spec.model_dump(mode="json"), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                "sampler": self.sampler.state_dict(), "rng": rng_state(), "step": self.step,
+                "elapsed": self.elapsed + time.perf_counter() - self._t0,
+                "loss_sum": self.loss_sum, "loss_count": self.loss_count, "best": self.best}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.sampler.load_state_dict(state["sampler"])
+        set_rng_state(state["rng"])
+        self.step, self.elapsed = state["step"], state["elapsed"]
+        self.loss_sum, self.loss_count = state["loss_sum"].to(self.device), state["loss_count"]
+        self.best = state["best"]
+
+    def _prepare_run_dir(self) -> Optional[int]:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = self.run_dir / CHECKPOINT
+        if self.resume:
+            self.load_state_dict(load_checkpoint(ckpt, map_location=self.device))
+            return self.step
+        if ckpt.exists() or (self.run_dir / SUMMARY).exists():
+            raise TrainingError(f"{self.run_dir} already holds a run; pass --resume to continue it, "
+                                "or choose another --out (nothing was overwritten)")
+        (self.run_dir / "spec.yaml").write_text(dump_spec(self.spec))
+        return None
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _train_step(self) -> torch.Tensor:
+        if self.spec.optim.name == "lbfgs":
+            x, y = self.sampler.next()
+
+            def closure():
+                self.optimizer.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(self.model(x), y)
+                loss.backward()
+                return loss
+
+            return self.optimizer.step(closure).detach()
+        x, y = self.sampler.next()
+        loss = F.cross_entropy(self.model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.spec.train.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.train.grad_clip)
+        self.optimizer.step()
+        return loss.detach()
+
+    def fit(self) -> dict:
+        keep_until = self._prepare_run_dir()
+        self.record.open(keep_until_step=keep_until)
+        self._t0 = time.perf_counter()
+        t = self.spec.train
+        step_hooks = [cb for cb in self.callbacks if cb.overrides("on_step_end")]
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        self.model.train()
+        try:
+            while self.step < self.total_steps and self.stop_reason is None:
+                loss = self._train_step()
+                self.schedule.step()
+                self.loss_sum += loss  # stays on the device: no sync here
+                self.loss_count += 1
+                self.step += 1
+                for cb in step_hooks:
+                    cb.on_step_end(self, self.step, loss)
+                last = self.step == self.total_steps
+                due_eval = self.step % t.eval_every == 0 or last
+                due_ckpt = self.step % t.checkpoint_every == 0 or last
+                if self.step % t.log_every == 0 or due_eval or due_ckpt:
+                    self._flush()
+                if due_eval and self.stop_reason is None:
+                    self._evaluate()
+                if due_ckpt and self.stop_reason is None:
+                    save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
+        finally:
+            self.record.close()
+        return self._finish()
+
+    def _flush(self) -> None:
+        if self.loss_count == 0:
+            return
+        mean_loss = self.loss_sum.item() / self.loss_count  # the one sync per log window
+        lr = self.optimizer.param_groups[0]["lr"]
+        scalars = {"train_loss": mean_loss, "lr": lr}
+        self.record.log("train", self.step, **scalars)
+        self.loss_sum.zero_()
+        self.loss_count = 0
+        if mean_loss != mean_loss or mean_loss in (float("inf"), float("-inf")):
+            self.stop_reason = (f"non-finite loss ({mean_loss}) by step {self.step}; the last good "
+                                f"checkpoint is kept. Lower optim.lr (now {lr:g}) or set train.grad_clip")
+        for cb in self.callbacks:
+            cb.on_log(self, self.step, scalars)
+
+    def _evaluate(self) -> None:
+        m = evaluate(self.model, self.val_split)
+        metrics = {"val_loss": m["loss"], "val_acc": m["acc"]}
+        self.record.log("eval", self.step, **metrics)
+        self.schedule.on_eval(m["loss"])
+        es = self.spec.train.early_stopping
+        if es is not None:
+            if m["loss"] < self.best["val_loss"] - es.min_delta:
+                state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                self.best = {"val_loss": m["loss"], "step": self.step, "state": state, "bad_evals": 0}
+            else:
+                self.best["bad_evals"] += 1
+                if self.best["bad_evals"] >= es.patience:
+                    self.stop_reason = (f"early stopping: val loss did not improve for {es.patience} "
+                                        f"evaluations; best {self.best['val_loss']:.4f} at step {self.best['step']}")
+        for cb in self.callbacks:
+            cb.on_eval_end(self, self.step, metrics)
+
+    def _finish(self) -> dict:
+        restored = None
+        if self.best.get("state") is not None:  # early stopping: end on the best weights
+            self.model.load_state_dict(self.best["state"])
+            restored = self.best["step"]
+            save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
+        train_m = evaluate(self.model, self.train_split)
+        val_m = evaluate(self.model, self.val_split)
+        summary = {
+            "name": self.spec.name, "steps": self.step, "total_steps": self.total_steps,
+            "train_loss": train_m["loss"], "train_acc": train_m["acc"],
+            "val_loss": val_m["loss"], "val_acc": val_m["acc"],
+            "wall_s": round(self.elapsed + time.perf_counter() - self._t0, 3),
+            "device": str(self.device), "parameters": sum(p.numel() for p in self.model.parameters()),
+            "stopped": self.stop_reason, "restored_best_step": restored,
+        }
+        summary["steps_per_s"] = round(self.step / max(summary["wall_s"], 1e-9), 1)
+        (self.run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
+        for cb in self.callbacks:
+            cb.on_train_end(self, summary)
+        return summary
