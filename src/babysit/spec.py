@@ -6,10 +6,10 @@ Defaults follow LECTURES.md (Adam's betas, BatchNorm's eps, the MM3 batch of 32)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -18,9 +18,24 @@ class SpecError(ValueError):
     """A spec that cannot be used; the message names the field and the file."""
 
 
+def _is_number_field(annotation) -> bool:
+    return annotation in (int, float) or any(_is_number_field(a) for a in get_args(annotation))
+
+
 class _Strict(BaseModel):
     # extra="forbid": a misspelt key is an error, never silently ignored.
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools_for_numbers(cls, data):
+        # pydantic's lax mode reads `true` as 1; YAML's `1e-3` arrives as a string and still needs
+        # that lax mode, so booleans alone are refused here.
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                if isinstance(data.get(name), bool) and _is_number_field(field.annotation):
+                    raise ValueError(f"{name} must be a number, got {data[name]}")
+        return data
 
 
 class DataSpec(_Strict):
@@ -31,6 +46,7 @@ class DataSpec(_Strict):
     split_seed: int = 42  # LECTURES.md §5: Python random.seed(42)
     image_size: Optional[tuple[int, int]] = None  # images: resize to (H, W)
     grayscale: bool = False
+    num_classes: Optional[int] = Field(None, ge=2, description="arrays: default 1 + the largest train label")
     preprocess: Literal["none", "center", "standardize"] = "none"
 
     @model_validator(mode="after")
@@ -145,10 +161,15 @@ class TrainSpec(_Strict):
     early_stopping: Optional[EarlyStopSpec] = None
     device: str = "auto"
 
+    @field_validator("batch_size")
+    @classmethod
+    def _batch(cls, v):
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"must be >= 1 or 'full', got {v}")
+        return v
+
     @model_validator(mode="after")
     def _check(self):
-        if isinstance(self.batch_size, int) and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or 'full', got {self.batch_size}")
         if self.steps is None and self.epochs is None:
             raise ValueError("set train.steps or train.epochs")
         if self.steps is not None and self.epochs is not None:

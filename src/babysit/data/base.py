@@ -40,6 +40,20 @@ class Dataset:
         return {"train": self.train, "val": self.val, "test": self.test}
 
 
+def check_label_dtype(y: torch.Tensor, where: str) -> None:
+    if y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise DataError(f"{where}: labels must be integer class indices, got dtype {y.dtype}")
+    if y.ndim != 1:
+        raise DataError(f"{where}: labels must be one index per example, got shape {tuple(y.shape)}")
+
+
+def infer_num_classes(y: torch.Tensor, where: str) -> int:
+    check_label_dtype(y, where)
+    if y.numel() == 0:
+        raise DataError(f"{where}: holds no labelled examples")
+    return int(y.max()) + 1
+
+
 def check_split(name: str, x: torch.Tensor, y: torch.Tensor, num_classes: int, source: str) -> None:
     """Reject what would silently train wrong: mismatched lengths, bad labels, NaN/Inf inputs."""
     where = f"{source}, {name} split"
@@ -47,10 +61,7 @@ def check_split(name: str, x: torch.Tensor, y: torch.Tensor, num_classes: int, s
         raise DataError(f"{where}: {x.shape[0]} inputs but {y.shape[0]} labels; they must match")
     if name in ("train", "val") and x.shape[0] == 0:
         raise DataError(f"{where}: is empty; give more data or change data.split")
-    if y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise DataError(f"{where}: labels must be integer class indices, got dtype {y.dtype}")
-    if y.ndim != 1:
-        raise DataError(f"{where}: labels must be one index per example, got shape {tuple(y.shape)}")
+    check_label_dtype(y, where)
     if y.numel():
         lo, hi = int(y.min()), int(y.max())
         if lo < 0 or hi >= num_classes:
@@ -82,7 +93,7 @@ def dataset_from_arrays(x: torch.Tensor, y: torch.Tensor, spec: DataSpec, source
     if y.numel() == 0:
         raise DataError(f"{source}: holds no examples")
     if num_classes is None:
-        num_classes = int(y.max()) + 1 if not y.dtype.is_floating_point else 0
+        num_classes = infer_num_classes(y, source)
     parts = [Split(x[i], y[i]) for i in split_indices(x.shape[0], spec.split, spec.split_seed)]
     for name, part in zip(("train", "val", "test"), parts):
         check_split(name, part.x, part.y, num_classes, source)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from babysit.data.base import DataError, Dataset, Split, check_split, dataset_from_arrays
+from babysit.data.base import DataError, Dataset, Split, check_split, dataset_from_arrays, infer_num_classes
 from babysit.spec import DataSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -54,29 +54,36 @@ def load_arrays(spec: DataSpec) -> Dataset:
     path = Path(spec.path)
     table = _read_table(path)
     if all(k in table for k in PRESPLIT_KEYS):
-        parts = {}
-        for name in ("train", "val", "test"):
-            if f"x_{name}" in table:
-                parts[name] = (_as_tensor(table[f"x_{name}"], f"x_{name}", path),
-                               _as_tensor(table[f"y_{name}"], f"y_{name}", path))
-        x_train = parts["train"][0]
-        if "test" not in parts:
-            parts["test"] = (x_train[:0], parts["train"][1][:0])
-        num_classes = int(max(int(p[1].max()) for p in parts.values() if p[1].numel())) + 1
-        for name, (x, y) in parts.items():
-            if x.shape[1:] != x_train.shape[1:]:
-                raise DataError(f"{path}: x_{name} examples have shape {tuple(x.shape[1:])}, "
-                                f"x_train's have {tuple(x_train.shape[1:])}")
-            check_split(name, x, y, num_classes, str(path))
-        return Dataset(*(Split(*parts[n]) for n in ("train", "val", "test")), num_classes=num_classes,
-                       input_shape=tuple(x_train.shape[1:]), source=str(path))
+        return _presplit(table, path, spec.num_classes)
     if "x" not in table or "y" not in table:
         raise DataError(f"{path}: expected keys 'x' and 'y' (or {', '.join(PRESPLIT_KEYS)}), "
                         f"found {sorted(table)}")
     x, y = _as_tensor(table["x"], "x", path), _as_tensor(table["y"], "y", path)
     if y.dtype.is_floating_point:
         raise DataError(f"{path}: labels 'y' must be integer class indices, got floats")
-    return dataset_from_arrays(x, y, spec, str(path))
+    return dataset_from_arrays(x, y, spec, str(path), num_classes=spec.num_classes)
+
+
+def _presplit(table: dict, path: Path, num_classes: int | None) -> Dataset:
+    """The user's own split, used as given. The classes are those of the train labels (or
+    data.num_classes): a val/test label beyond them is an error, not a silently wider output."""
+    for name in ("train", "val", "test"):
+        if (f"x_{name}" in table) != (f"y_{name}" in table):
+            raise DataError(f"{path}: x_{name} and y_{name} come in pairs; found {sorted(table)}")
+    parts = {name: (_as_tensor(table[f"x_{name}"], f"x_{name}", path),
+                    _as_tensor(table[f"y_{name}"], f"y_{name}", path))
+             for name in ("train", "val", "test") if f"x_{name}" in table}
+    x_train, y_train = parts["train"]
+    parts.setdefault("test", (x_train[:0], y_train[:0]))
+    if num_classes is None:
+        num_classes = infer_num_classes(y_train, f"{path}, train split")
+    for name, (x, y) in parts.items():
+        if x.shape[1:] != x_train.shape[1:]:
+            raise DataError(f"{path}: x_{name} examples have shape {tuple(x.shape[1:])}, "
+                            f"x_train's have {tuple(x_train.shape[1:])}")
+        check_split(name, x, y, num_classes, str(path))
+    return Dataset(*(Split(*parts[n]) for n in ("train", "val", "test")), num_classes=num_classes,
+                   input_shape=tuple(x_train.shape[1:]), source=str(path))
 
 
 def load_images(spec: DataSpec) -> Dataset:

@@ -12,7 +12,10 @@ from babysit.spec import OptimSpec, ScheduleSpec
 
 def param_groups(model: nn.Module, weight_decay: float, decay_all: bool) -> list[dict]:
     """L2 decay on weight matrices and kernels only: biases and norm gains/shifts (all 1-D) are
-    usually not decayed (LECTURES.md §1), since shrinking them does not simplify the function."""
+    usually not decayed (LECTURES.md §1), since shrinking them does not simplify the function.
+    Without decay it is one group: each group costs the optimizer a pass per step."""
+    if weight_decay == 0:
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": 0.0}]
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
