@@ -64,10 +64,17 @@ def _train(spec, out: Path | None, resume: bool, quiet: bool) -> tuple[dict, Pat
 def train(spec, overrides, out, resume, quiet):
     """Train from SPEC: a YAML file or a preset name (see `babysit presets`).
 
+    With --resume, the run continues from RUN_DIR/checkpoint.pt with the run's own spec.yaml.
+
     The run directory gets spec.yaml, metrics.jsonl (readable while training), checkpoint.pt
     (written atomically every train.checkpoint_every steps) and, at the end, summary.json.
     """
-    if resume and out is not None and (out / "spec.yaml").is_file() and not Path(spec).is_file():
+    if resume and out is not None and (out / "spec.yaml").is_file():
+        # A resumed run keeps its own spec; --set may still change it (e.g. train.steps to extend it).
+        saved, given = load_spec(out / "spec.yaml"), load_spec(spec)
+        changed = [k for k in ("data", "model", "optim", "schedule") if getattr(saved, k) != getattr(given, k)]
+        if changed:
+            click.echo(f"note: resuming with {out / 'spec.yaml'}; {spec} differs in: {', '.join(changed)}")
         spec = str(out / "spec.yaml")
     _train(load_spec(spec, list(overrides)), out, resume, quiet)
 

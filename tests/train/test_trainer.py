@@ -109,3 +109,12 @@ def test_epochs_count_full_passes_without_the_partial_batch(tmp_path, digits_spe
     spec = digits_spec("train.steps=null", "train.epochs=2", "train.batch_size=100")
     summary = Trainer(spec, tmp_path, progress=False).fit()
     assert summary["steps"] == 2 * (1437 // 100)  # digits train split: 1,437 examples
+
+
+def test_device_auto_picks_what_torch_sees_and_a_missing_gpu_is_a_clear_error():
+    from babysit.train.trainer import select_device
+
+    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainingError, match="torch sees no CUDA device"):
+            select_device("cuda")

@@ -52,8 +52,9 @@ def load(spec: DataSpec) -> Dataset:
     words = read_words(path)
     vocab = build_vocab(words)
     stoi = {ch: i for i, ch in enumerate(vocab)}
-    random.seed(spec.split_seed)
-    random.shuffle(words)  # in place, as the reference does
+    # The reference seeds Python's global generator; a private one gives the same order
+    # without resetting the caller's random state.
+    random.Random(spec.split_seed).shuffle(words)
     n1 = int(spec.split[0] * len(words))
     n2 = int((spec.split[0] + spec.split[1]) * len(words))
     parts = [words[:n1], words[n1:n2], words[n2:]]

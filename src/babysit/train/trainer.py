@@ -6,8 +6,8 @@ happen at flushes only.
 """
 from __future__ import annotations
 
-import copy
 import json
+import math
 import random
 import time
 from pathlib import Path
@@ -34,9 +34,12 @@ class TrainingError(RuntimeError):
 
 
 def select_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """auto: CUDA when torch sees a GPU, else the CPU. An explicit device must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(f"train.device is '{name}' but torch sees no CUDA device; use 'auto' or 'cpu'")
+    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -92,12 +95,11 @@ class Trainer:
         ckpt = self.run_dir / CHECKPOINT
         if self.resume:
             self.load_state_dict(load_checkpoint(ckpt, map_location=self.device))
-            return self.step
-        if ckpt.exists() or (self.run_dir / SUMMARY).exists():
+        elif ckpt.exists() or (self.run_dir / SUMMARY).exists():
             raise TrainingError(f"{self.run_dir} already holds a run; pass --resume to continue it, "
                                 "or choose another --out (nothing was overwritten)")
-        (self.run_dir / "spec.yaml").write_text(dump_spec(self.spec))
-        return None
+        (self.run_dir / "spec.yaml").write_text(dump_spec(self.spec))  # on resume: with any new train.steps
+        return self.step if self.resume else None
 
     # -- the loop ----------------------------------------------------------------------------
     def _train_step(self) -> torch.Tensor:
@@ -160,7 +162,7 @@ class Trainer:
         self.record.log("train", self.step, **scalars)
         self.loss_sum.zero_()
         self.loss_count = 0
-        if mean_loss != mean_loss or mean_loss in (float("inf"), float("-inf")):
+        if not math.isfinite(mean_loss):
             self.stop_reason = (f"non-finite loss ({mean_loss}) by step {self.step}; the last good "
                                 f"checkpoint is kept. Lower optim.lr (now {lr:g}) or set train.grad_clip")
         for cb in self.callbacks:
