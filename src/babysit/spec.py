@@ -179,6 +179,14 @@ class TrainSpec(_Strict):
         return self
 
 
+class WatchSpec(_Strict):
+    """Per-layer statistics while training (LECTURES.md §3); sampled, so the cost stays small."""
+
+    enabled: bool = True
+    every: int = Field(200, ge=1, description="sample one step in this many (and step 1); cost: benchmarks/watch_overhead.py")
+    bins: int = Field(40, ge=4, le=512, description="histogram bins")
+
+
 class Spec(_Strict):
     name: str = "run"
     seed: int = 0
@@ -187,6 +195,7 @@ class Spec(_Strict):
     optim: OptimSpec = OptimSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     train: TrainSpec = TrainSpec(steps=1000)
+    watch: WatchSpec = WatchSpec()
 
     @model_validator(mode="after")
     def _check(self):

@@ -21,6 +21,9 @@ class Split:
     def __len__(self) -> int:
         return self.x.shape[0]
 
+    def __getitem__(self, index) -> "Split":
+        return Split(self.x[index], self.y[index])
+
     def to(self, device) -> "Split":
         return Split(self.x.to(device), self.y.to(device))
 

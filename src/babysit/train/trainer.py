@@ -25,6 +25,7 @@ from babysit.train.checkpoint import CHECKPOINT, load_checkpoint, rng_state, sav
 from babysit.train.evaluate import evaluate
 from babysit.train.optim import Schedule, build_optimizer
 from babysit.watch.record import Record
+from babysit.watch.watch import Watch
 
 SUMMARY = "summary.json"
 
@@ -71,6 +72,10 @@ class Trainer:
         self.loss_count = 0
         self.best = {"val_loss": float("inf"), "step": 0, "state": None, "bad_evals": 0}
         self.stop_reason: Optional[str] = None
+        self.watch: Optional[Watch] = None
+        # Train accuracy at each evaluation, on a fixed slice as large as the val split (cheap,
+        # and comparable with val for the train/val gap).
+        self.train_probe = self.train_split[:max(len(self.val_split), 1)]
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -125,6 +130,10 @@ class Trainer:
     def fit(self) -> dict:
         keep_until = self._prepare_run_dir()
         self.record.open(keep_until_step=keep_until)
+        w = self.spec.watch
+        if w.enabled:  # flushed by the Trainer at its own flushes, so records align with checkpoints
+            self.watch = Watch(self.model, self.optimizer, every=w.every, bins=w.bins, run_dir=self.run_dir,
+                               flush_every=1 << 62, start_step=self.step)
         self._t0 = time.perf_counter()
         t = self.spec.train
         step_hooks = [cb for cb in self.callbacks if cb.overrides("on_step_end")]
@@ -134,6 +143,8 @@ class Trainer:
         try:
             while self.step < self.total_steps and self.stop_reason is None:
                 loss = self._train_step()
+                if self.watch is not None:
+                    self.watch.step(loss)  # before the schedule moves: it records this step's lr
                 self.schedule.step()
                 self.loss_sum += loss  # stays on the device: no sync here
                 self.loss_count += 1
@@ -151,9 +162,13 @@ class Trainer:
                     save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
         finally:
             self.record.close()
+            if self.watch is not None:
+                self.watch.close()
         return self._finish()
 
     def _flush(self) -> None:
+        if self.watch is not None:
+            self.watch.flush()
         if self.loss_count == 0:
             return
         mean_loss = self.loss_sum.item() / self.loss_count  # the one sync per log window
@@ -170,7 +185,9 @@ class Trainer:
 
     def _evaluate(self) -> None:
         m = evaluate(self.model, self.val_split)
-        metrics = {"val_loss": m["loss"], "val_acc": m["acc"]}
+        train_m = evaluate(self.model, self.train_probe)
+        metrics = {"val_loss": m["loss"], "val_acc": m["acc"], "train_probe_loss": train_m["loss"],
+                   "train_acc": train_m["acc"]}
         self.record.log("eval", self.step, **metrics)
         self.schedule.on_eval(m["loss"])
         es = self.spec.train.early_stopping

@@ -17,8 +17,8 @@ def _clean(value):
 
 
 class Record:
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / METRICS
+    def __init__(self, run_dir: Path, filename: str = METRICS):
+        self.path = Path(run_dir) / filename
         self._fh = None
 
     def open(self, keep_until_step: int | None = None) -> None:
@@ -28,6 +28,7 @@ class Record:
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text("".join(json.dumps(e) + "\n" for e in kept))
             tmp.replace(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "a", buffering=1)
 
     def log(self, kind: str, step: int, **scalars) -> None:
@@ -40,10 +41,10 @@ class Record:
             self._fh = None
 
 
-def read_events(path: Path, kind: str | None = None) -> list[dict]:
+def read_events(path: Path, kind: str | None = None, filename: str = METRICS) -> list[dict]:
     path = Path(path)
     if path.is_dir():
-        path = path / METRICS
+        path = path / filename
     events = []
     for line in path.read_text().splitlines():
         try:

@@ -1,0 +1,153 @@
+"""The numbers practitioners look at (LECTURES.md §3), computed on the device without a host sync.
+
+Each function returns one flat tensor (a fixed order of named scalars, then a histogram), so a
+flush can stack everything sampled since the last one and fetch it in a single transfer.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import nn
+
+BINS = 40
+# Saturation: |tanh| > 0.97 (LECTURES.md §3). A unit is dead when |tanh| > 0.99 on every example
+# of the batch (MM3's white column). Sigmoid is mapped onto tanh's scale with 2h - 1.
+SATURATED = 0.97
+DEAD = 0.99
+GRAD_RANGE = 4.0  # gradient histograms span +-4 standard deviations of that gradient
+
+KINDS = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu",
+         nn.PReLU: "prelu", nn.ELU: "elu", nn.GELU: "gelu", nn.SiLU: "silu"}
+BOUNDED = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+UNBOUNDED_RANGE = (-5.0, 5.0)  # relu family: fixed bins; values beyond fall in the end bins
+
+ACT_FIELDS = ("mean", "std", "saturated", "zero", "dead")
+ACT_GRAD_FIELDS = ("grad_mean", "grad_std")
+PARAM_FIELDS = ("grad_mean", "grad_std", "data_std", "grad_data", "update_data", "norm")
+
+
+def activation_kind(module: nn.Module) -> str | None:
+    for cls, kind in KINDS.items():
+        if isinstance(module, cls):
+            return kind
+    return None
+
+
+def value_range(kind: str) -> tuple[float, float]:
+    return BOUNDED.get(kind, UNBOUNDED_RANGE)
+
+
+def _hists(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
+    """One fixed-bin histogram per row of x (layers, values), in a single bincount; values
+    beyond the range fall in the end bins. Shares of the row's values."""
+    rows = x.shape[0]
+    idx = ((x.clamp(lo, hi) - lo) * (bins / (hi - lo))).long().clamp_(max=bins - 1)
+    idx += torch.arange(rows, device=x.device)[:, None] * bins
+    counts = torch.bincount(idx.reshape(-1), minlength=rows * bins).view(rows, bins)
+    return counts / x.shape[1]
+
+
+def _unit_share(mask: torch.Tensor) -> torch.Tensor:
+    """mask: (layers, examples, units, ...). Units are dim 2 (features, or a conv map's channels);
+    the share of units for which the mask holds on every example (and position)."""
+    agree = mask.all(1)
+    agree = agree.flatten(2).all(2) if agree.ndim > 2 else agree
+    return agree.float().mean(1)
+
+
+@torch.no_grad()
+def activation_stats(h: torch.Tensor, kind: str, bins: int = BINS) -> torch.Tensor:
+    """h: (layers, examples, units, ...), layers of one kind and shape stacked so that a sample
+    costs the same few ops for five layers as for one. One row per layer: ACT_FIELDS, histogram."""
+    h = h.detach().float()
+    flat = h.flatten(1)
+    nan = torch.full((h.shape[0],), math.nan, device=h.device)
+    if kind in BOUNDED:
+        z = (flat if kind == "tanh" else 2 * flat - 1).abs()
+        saturated = (z > SATURATED).float().mean(1)
+        dead = _unit_share((z > DEAD).view(h.shape))
+        zero = nan
+    else:
+        inactive = h <= 0
+        saturated = nan
+        zero = inactive.flatten(1).float().mean(1)
+        dead = _unit_share(inactive)
+    std, mean = torch.std_mean(flat, dim=1)
+    head = torch.stack([mean, std, saturated, zero, dead], dim=1)
+    return torch.cat([head, _hists(flat, *value_range(kind), bins)], dim=1)
+
+
+@torch.no_grad()
+def gradient_stats(g: torch.Tensor, bins: int = BINS) -> torch.Tensor:
+    """g: (layers, ...) stacked gradients of same-shaped layers. Histograms in std units."""
+    flat = g.detach().float().flatten(1)
+    std, mean = torch.std_mean(flat, dim=1)
+    scaled = flat / std.clamp_min(1e-30)[:, None]
+    return torch.cat([torch.stack([mean, std], dim=1), _hists(scaled, -GRAD_RANGE, GRAD_RANGE, bins)], dim=1)
+
+
+class ParameterStats:
+    """Per-parameter statistics for all parameters at once. The parameters are concatenated into one
+    flat float64 vector and summed per segment through one cumulative sum, so a sample costs a few
+    dozen ops however many tensors the model has (one op per tensor per statistic would dominate a
+    small model's step). float64: E[x^2] - E[x]^2 keeps a BatchNorm gain's small spread.
+
+    grad:data = std(grad) / std(w); update:data = log10(std(applied update) / std(w)), with the
+    update read off the weights themselves, so it is right for Adam and momentum too. Gradient
+    histograms (in std units) for weight matrices and kernels only, as MM3 plots them."""
+
+    def __init__(self, params: list[torch.Tensor], bins: int = BINS):
+        self.params, self.bins = params, bins
+        device = params[0].device
+        sizes = torch.tensor([p.numel() for p in params], device=device)
+        self.last = sizes.cumsum(0) - 1  # index of each segment's last element
+        self.count = sizes.double()
+        self.no_hist = torch.full((bins,), math.nan, device=device)
+        # Reused buffers: a fresh large tensor per op costs page faults on the CPU allocator.
+        n = int(sizes.sum())
+        self._buf = {k: torch.empty(n, dtype=torch.float64, device=device) for k in ("w", "g", "sq", "run")}
+
+    def flat(self, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if out is None:
+            out = torch.empty_like(self._buf["w"])
+        return torch.cat([p.detach().reshape(-1) for p in self.params], out=out)
+
+    def _sums(self, x: torch.Tensor) -> torch.Tensor:
+        running = torch.cumsum(x, 0, out=self._buf["run"])[self.last]
+        return torch.diff(running, prepend=running.new_zeros(1))
+
+    def _mean_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = self._sums(x) / self.count
+        squares = self._squares = self._sums(torch.mul(x, x, out=self._buf["sq"]))
+        var = (squares - self.count * mean * mean) / (self.count - 1).clamp_min(1)
+        return mean, var.clamp_min(0).sqrt()
+
+    @torch.no_grad()
+    def __call__(self, before: torch.Tensor) -> torch.Tensor:
+        """One row per parameter: PARAM_FIELDS, then the gradient histogram."""
+        grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).detach() for p in self.params]
+        g = torch.cat([t.reshape(-1) for t in grads], out=self._buf["g"])
+        g_mean, g_std = self._mean_std(g)
+        self.grad_norm = self._squares.sum().sqrt()  # global gradient norm, from the sums at hand
+        w = self.flat(out=self._buf["w"])
+        _, w_std = self._mean_std(w)
+        norm = self._sums(torch.mul(w, w, out=self._buf["sq"])).sqrt()
+        _, u_std = self._mean_std(before.sub_(w).neg_())  # `before` is this sample's own snapshot
+        nan = torch.full_like(w_std, math.nan)
+        safe = w_std.clamp_min(1e-30)
+        grad_data = torch.where(w_std > 0, g_std / safe, nan)
+        update_data = torch.where((w_std > 0) & (u_std > 0), torch.log10(u_std.clamp_min(1e-30) / safe), nan)
+        scale = g_std.float().clamp_min(1e-30)
+        hists = torch.stack([_hists(t.float().reshape(1, -1) / scale[i], -GRAD_RANGE, GRAD_RANGE, self.bins)[0]
+                             if t.ndim >= 2 else self.no_hist for i, t in enumerate(grads)])
+        head = torch.stack([g_mean, g_std, w_std, grad_data, update_data, norm], dim=1).float()
+        return torch.cat([head, hists], dim=1)
+
+
+def unpack(row: list[float], fields: tuple[str, ...]) -> dict:
+    """A fetched row back into named numbers plus its histogram (NaN becomes None for JSON)."""
+    named = {f: (None if v != v else v) for f, v in zip(fields, row)}
+    named["hist"] = [round(v, 6) for v in row[len(fields):]]
+    return named

@@ -1,0 +1,191 @@
+"""Watch: per-layer statistics from any nn.Module, in the Trainer or in a user's own loop.
+
+    watch = babysit.Watch(model, optimizer)       # nothing else in the loop changes
+    for x, y in loader:
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(); loss.backward(); optimizer.step()
+        watch.step(loss)
+
+Cost model. Every step: the loss is kept as a device tensor and the lr as a float (no sync).
+Every `every` steps (and at step 1, to see the initialization) one step is sampled: hooks are
+attached just before it and removed right after, so unsampled steps run no hook at all. The
+sampled numbers stay on the device until a flush fetches them all in one transfer.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from babysit.watch import stats as S
+from babysit.watch.record import Record
+
+WATCH_FILE = "watch.jsonl"
+
+
+class Watch:
+    def __init__(self, model: nn.Module, optimizer: Optional[torch.optim.Optimizer] = None, every: int = 200,
+                 run_dir: Optional[Path | str] = None, bins: int = S.BINS, flush_every: int = 1000,
+                 start_step: int = 0):
+        """run_dir: where watch.jsonl goes (None: keep samples in memory only). start_step: the
+        step a resumed run continues from; records after it are dropped so nothing counts twice."""
+        if every < 1:
+            raise ValueError(f"every must be >= 1 (sample one step in `every`), got {every}")
+        self.model, self.optimizer, self.every, self.bins = model, optimizer, every, bins
+        self.flush_every = flush_every
+        self.layers = [(name, m, S.activation_kind(m)) for name, m in model.named_modules()
+                       if S.activation_kind(m) is not None]
+        self.params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        self._param_stats = S.ParameterStats([p for _, p in self.params], bins) if self.params else None
+        self.steps = start_step
+        self.samples: list[dict] = []  # fetched samples, newest last (also on disk when run_dir is set)
+        self._pending: list[dict] = []  # sampled this window, still on the device
+        self._losses: list[torch.Tensor] = []
+        self._lrs: list[float] = []
+        self._window_start = start_step + 1
+        self._hooks: list = []
+        self._captured: dict[str, torch.Tensor] = {}
+        self._grads: dict[str, torch.Tensor] = {}
+        self._before: Optional[torch.Tensor] = None
+        self.record = Record(run_dir, WATCH_FILE) if run_dir is not None else None
+        if self.record:
+            self.record.open(keep_until_step=start_step or None)
+            self.record.log("meta", start_step, every=every, bins=bins, grad_range=S.GRAD_RANGE,
+                            layers={n: {"kind": k, "range": S.value_range(k)} for n, _, k in self.layers})
+        self.losses: list[float] = []
+        self.lrs: list[float] = []
+        if self._is_sampled(self.steps + 1):
+            self._arm()  # step 1 is always sampled: the state at initialization
+
+    # -- sampling ----------------------------------------------------------------------------
+    def _is_sampled(self, step: int) -> bool:
+        return step == 1 or step % self.every == 0
+
+    def _arm(self) -> None:
+        self._captured, self._grads = {}, {}
+        for name, module, kind in self.layers:
+            self._hooks.append(module.register_forward_hook(self._forward_hook(name, kind)))
+        self._before = self._param_stats.flat() if self._param_stats else None
+
+    def _forward_hook(self, name: str, kind: str):
+        def hook(module, inputs, output):
+            # Only the first training forward after arming: an evaluation pass must not replace it.
+            if not module.training or name in self._captured or not torch.is_grad_enabled():
+                return
+            # A copy, since a later in-place op (ReLU(inplace=True), say) may overwrite the output;
+            # the statistics are computed for all layers at once in _collect.
+            self._captured[name] = output.detach().clone()
+            if output.requires_grad:
+                output.register_hook(lambda g: self._grads.__setitem__(name, g.detach()))
+        return hook
+
+    def _disarm(self) -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+    def _collect(self) -> None:
+        """Statistics of the sampled step, on the device: layers of one kind and shape are stacked
+        and reduced together; parameters all at once."""
+        sample = {"step": self.steps, "layers": {}, "grads": {}, "params": None}
+        groups: dict[tuple, list[str]] = {}
+        for name, _, kind in self.layers:
+            if name in self._captured:
+                groups.setdefault((kind, tuple(self._captured[name].shape)), []).append(name)
+        for (kind, shape), names in groups.items():
+            rows = S.activation_stats(torch.stack([self._captured[n] for n in names]), kind, self.bins)
+            have_grad = [n for n in names if n in self._grads]
+            grads = (S.gradient_stats(torch.stack([self._grads[n] for n in have_grad]), self.bins)
+                     if have_grad else None)
+            for i, n in enumerate(names):
+                sample["layers"][n] = rows[i]
+                sample["grads"][n] = (grads[have_grad.index(n)] if n in self._grads
+                                      else torch.full((len(S.ACT_GRAD_FIELDS) + self.bins,), float("nan"),
+                                                      device=rows.device))
+        if self._param_stats is not None:
+            sample["params"] = self._param_stats(self._before)  # (parameters, fields + bins)
+            sample["grad_norm"] = self._param_stats.grad_norm
+        else:
+            sample["grad_norm"] = torch.full((), float("nan"))
+        self._captured, self._grads = {}, {}
+        self._pending.append(sample)
+        self._before = None
+
+    # -- the per-step call -------------------------------------------------------------------
+    def step(self, loss: Optional[torch.Tensor] = None) -> None:
+        """Call once per optimizer step, after optimizer.step()."""
+        self.steps += 1
+        if loss is not None:
+            self._losses.append(loss.detach())
+        if self.optimizer is not None:
+            self._lrs.append(self.optimizer.param_groups[0]["lr"])
+        if self._hooks:  # this step was sampled
+            self._disarm()
+            self._collect()
+        if self._is_sampled(self.steps + 1):
+            self._arm()
+        if self.steps % self.flush_every == 0:
+            self.flush()
+
+    # -- fetching ----------------------------------------------------------------------------
+    def flush(self) -> None:
+        """The one host sync of a window: every pending number comes over in one transfer each."""
+        if self._losses:
+            losses = torch.stack(self._losses).float().cpu().tolist()
+            self.losses.extend(losses)
+            self.lrs.extend(self._lrs)
+            if self.record:
+                self.record.log("steps", self.steps, start=self._window_start, loss=losses,
+                                lr=self._lrs or None)
+        self._losses, self._lrs, self._window_start = [], [], self.steps + 1
+        for fetched in (self._fetch_all(self._pending) if self._pending else []):
+            self.samples.append(fetched)
+            if self.record:
+                self.record.log("sample", fetched["step"], **{k: v for k, v in fetched.items() if k != "step"})
+        self._pending = []
+
+    def _fetch_all(self, pending: list[dict]) -> list[dict]:
+        """All pending samples in one device-to-host transfer, then cut back into named rows."""
+        order = []
+        for sample in pending:
+            for n in sample["layers"]:
+                order += [sample["layers"][n], sample["grads"][n]]
+            if sample["params"] is not None:
+                order.append(sample["params"])
+            order.append(sample["grad_norm"].reshape(1))
+        flat = torch.cat([t.reshape(-1).float().to(order[0].device) for t in order]).cpu().tolist()
+        kinds = {n: k for n, _, k in self.layers}
+        shapes = {n: list(p.shape) for n, p in self.params}
+        act_len, grad_len = len(S.ACT_FIELDS) + self.bins, len(S.ACT_GRAD_FIELDS) + self.bins
+        param_len = len(S.PARAM_FIELDS) + self.bins
+        at, out = 0, []
+        for sample in pending:
+            fetched = {"step": sample["step"], "layers": [], "params": []}
+            for n in sample["layers"]:
+                row = {"name": n, "kind": kinds[n], **S.unpack(flat[at:at + act_len], S.ACT_FIELDS)}
+                grad = S.unpack(flat[at + act_len:at + act_len + grad_len], S.ACT_GRAD_FIELDS)
+                row.update(grad_mean=grad["grad_mean"], grad_std=grad["grad_std"], grad_hist=grad["hist"])
+                fetched["layers"].append(row)
+                at += act_len + grad_len
+            for n, _ in (self.params if sample["params"] is not None else []):
+                fetched["params"].append({"name": n, "shape": shapes[n],
+                                          **S.unpack(flat[at:at + param_len], S.PARAM_FIELDS)})
+                at += param_len
+            fetched["grad_norm"] = flat[at]
+            at += 1
+            out.append(fetched)
+        return out
+
+    def close(self) -> None:
+        self.flush()
+        self._disarm()
+        if self.record:
+            self.record.close()
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
