@@ -1,6 +1,6 @@
 """Watch's cost on makemore-deep, measured in one run against a bare PyTorch loop.
 
-    .venv/bin/python benchmarks/watch_overhead.py [--block 1000] [--rounds 15] [--every N]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/watch_overhead.py [--block 1000] [--rounds 15] [--every N]
 
 Three loops on the same model, data and batch:
   bare        forward, backward, SGD step, nothing else;

@@ -19,7 +19,10 @@ class Callback:
 
 
 class ProgressBar(Callback):
-    """A rich progress bar with loss and rate, refreshed at each log flush, never per step."""
+    """A rich progress bar with loss and rate. No refresh thread (it would take the GIL from the
+    training loop ten times a second): it is redrawn at log flushes, at most every REFRESH_S."""
+
+    REFRESH_S = 0.25
 
     def on_train_begin(self, trainer) -> None:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -27,21 +30,26 @@ class ProgressBar(Callback):
 
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
-                                 TimeRemainingColumn(), transient=False)
+                                 TimeRemainingColumn(), transient=False, auto_refresh=False)
         self.task = self.progress.add_task(trainer.spec.name, total=trainer.total_steps,
                                            completed=trainer.step, loss="-", rate="")
         self.t0, self.s0 = time.perf_counter(), trainer.step
+        self.last_draw = 0.0
         self.progress.start()
 
     def on_log(self, trainer, step: int, scalars: dict) -> None:
-        rate = (step - self.s0) / max(time.perf_counter() - self.t0, 1e-9)
+        now = time.perf_counter()
+        if now - self.last_draw < self.REFRESH_S:
+            return
+        self.last_draw = now
+        rate = (step - self.s0) / max(now - self.t0, 1e-9)
         self.progress.update(self.task, completed=step, loss=f"{scalars['train_loss']:.4f}",
-                             rate=f"{rate:,.0f} steps/s")
+                             rate=f"{rate:,.0f} steps/s", refresh=True)
 
     def on_eval_end(self, trainer, step: int, metrics: dict) -> None:
         acc = f" acc {metrics['val_acc']:.3f}" if "val_acc" in metrics else ""
         self.progress.console.print(f"step {step:>8}: val loss {metrics['val_loss']:.4f}{acc}")
 
     def on_train_end(self, trainer, summary: dict) -> None:
-        self.progress.update(self.task, completed=trainer.step)
+        self.progress.update(self.task, completed=trainer.step, refresh=True)
         self.progress.stop()
