@@ -141,6 +141,57 @@ def sample(run, count, seed):
 
 
 @main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--step", type=int, help="The sampled step at or before N (default: the last).")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of rows, one per layer.")
+def stats(run, step, as_json):
+    """Per-layer statistics of RUN at a sampled step: activation mean/std, saturation %, dead %,
+    activation-gradient std, and grad:data / log10 update:data of the weight feeding each layer.
+
+    Healthy (LECTURES.md §3): tanh std about 0.65 with a few % saturated, similar gradient std
+    across layers, update:data near -3."""
+    from babysit.watch.table import WatchRecord, format_table, layer_rows
+
+    try:
+        record = WatchRecord(run)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    sample = record.sample_at(step)
+    rows = layer_rows(record, sample)
+    if as_json:
+        click.echo(json.dumps([{"step": sample["step"], **r} for r in rows], indent=1))
+    else:
+        click.echo(format_table(rows, sample["step"]))
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--step", type=int, help="Distributions at the sampled step at or before N (default: the last).")
+def plot(run, step):
+    """Write the diagnostic figures of RUN as PNGs under RUN/plots/: activation, activation-gradient
+    and weight-gradient distributions, update:data over time, mean/std across depth, loss, accuracy."""
+    from babysit.report.plots import write_plots
+
+    for path in write_plots(run, step):
+        click.echo(str(path))
+
+
+@main.group()
+def export():
+    """Export a run's record to other tools."""
+
+
+@export.command("tensorboard")
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Log directory (default: RUN/tensorboard).")
+def export_tensorboard_cmd(run, out):
+    """Write RUN's scalars and histograms as TensorBoard event files (`tensorboard --logdir DIR`)."""
+    from babysit.report.tensorboard import export_tensorboard
+
+    click.echo(f"wrote {export_tensorboard(run, out)}")
+
+
+@main.command()
 def presets():
     """List the shipped presets (use a name wherever a SPEC is asked for)."""
     for path in sorted(PRESETS_DIR.glob("*.yaml")):

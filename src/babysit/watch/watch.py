@@ -53,11 +53,26 @@ class Watch:
         if self.record:
             self.record.open(keep_until_step=start_step or None)
             self.record.log("meta", start_step, every=every, bins=bins, grad_range=S.GRAD_RANGE,
-                            layers={n: {"kind": k, "range": S.value_range(k)} for n, _, k in self.layers})
+                            layers={n: {"kind": k, "range": S.value_range(k)} for n, _, k in self.layers},
+                            order=self._module_order(model))
         self.losses: list[float] = []
         self.lrs: list[float] = []
         if self._is_sampled(self.steps + 1):
             self._arm()  # step 1 is always sampled: the state at initialization
+
+    @staticmethod
+    def _module_order(model: nn.Module) -> list[list[str]]:
+        """[name, activation kind | 'weights'] in definition order: lets a reader of the record
+        pair each activation with the layer that feeds it, without the model."""
+        order = []
+        for name, m in model.named_modules():
+            kind = S.activation_kind(m)
+            if kind is not None:
+                order.append([name, kind])
+            elif isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.ndim >= 2 \
+                    and not isinstance(m, nn.Embedding):
+                order.append([name, "weights"])
+        return order
 
     # -- sampling ----------------------------------------------------------------------------
     def _is_sampled(self, step: int) -> bool:

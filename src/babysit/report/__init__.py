@@ -1,0 +1,1 @@
+"""Plots (and, later, the HTML report) from a run's record."""

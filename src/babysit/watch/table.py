@@ -1,0 +1,93 @@
+"""Reading a run's watch record back: the samples, and the per-layer table of `babysit stats`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from babysit.watch.record import read_events
+from babysit.watch.watch import WATCH_FILE
+
+COLUMNS = ("layer", "kind", "mean", "std", "saturation_pct", "dead_pct", "grad_std", "weight",
+           "grad_data", "update_data")
+
+
+class WatchRecord:
+    """Everything Watch wrote for one run: meta, per-step scalars, and the sampled steps."""
+
+    def __init__(self, run_dir: Path | str):
+        path = Path(run_dir) / WATCH_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{run_dir} has no {WATCH_FILE}; was it trained with watch.enabled: false?")
+        events = read_events(path)
+        metas = [e for e in events if e["kind"] == "meta"]
+        self.meta = metas[-1] if metas else {}
+        self.samples = [e for e in events if e["kind"] == "sample"]
+        self.losses, self.lrs, self.loss_steps = [], [], []
+        for e in events:
+            if e["kind"] == "steps":
+                self.losses += e["loss"]
+                self.lrs += e["lr"] or []
+                self.loss_steps += list(range(e["start"], e["start"] + len(e["loss"])))
+        if not self.samples:
+            raise ValueError(f"{path} holds no sampled step yet")
+
+    def sample_at(self, step: Optional[int] = None) -> dict:
+        """The sample at `step`, or the last one at or before it; the last sample when None."""
+        if step is None:
+            return self.samples[-1]
+        before = [s for s in self.samples if s["step"] <= step]
+        if not before:
+            raise ValueError(f"no sample at or before step {step}; the first is at step {self.samples[0]['step']}")
+        return before[-1]
+
+
+def _pct(v):
+    return None if v is None else 100.0 * v
+
+
+def layer_rows(record: WatchRecord, sample: dict) -> list[dict]:
+    """One row per activation layer, with the statistics of the weight that feeds it; layers with
+    weights and no activation after them (the output layer) get a row of their own."""
+    layers = {row["name"]: row for row in sample["layers"]}
+    params = {row["name"]: row for row in sample["params"]}
+    order = record.meta.get("order") or [[n, row["kind"]] for n, row in layers.items()]
+    rows, pending = [], None
+    for name, kind in order:
+        if kind == "weights":
+            if pending is not None:
+                rows.append(_row(pending, "linear", None, params.get(f"{pending}.weight")))
+            pending = name
+            continue
+        weight = params.get(f"{pending}.weight") if pending else None
+        rows.append(_row(name, kind, layers.get(name), weight))
+        pending = None
+    if pending is not None:
+        rows.append(_row(pending, "linear", None, params.get(f"{pending}.weight")))
+    return rows
+
+
+def _row(name: str, kind: str, act: Optional[dict], weight: Optional[dict]) -> dict:
+    act = act or {}
+    weight = weight or {}
+    return {
+        "layer": name, "kind": kind, "mean": act.get("mean"), "std": act.get("std"),
+        "saturation_pct": _pct(act.get("saturated")), "dead_pct": _pct(act.get("dead")),
+        "grad_std": act.get("grad_std"),
+        "weight": weight.get("name") if weight else None,
+        "grad_data": weight.get("grad_data"), "update_data": weight.get("update_data"),
+    }
+
+
+def format_table(rows: list[dict], step: int) -> str:
+    def f(v, spec):
+        width = int(spec.split(".")[0])
+        return f"{'-':>{width}}" if v is None else format(v, spec)
+
+    head = (f"{'layer':<14}{'kind':<11}{'mean':>9}{'std':>8}{'sat %':>8}{'dead %':>8}{'grad std':>10}"
+            f"  {'weight':<16}{'grad:data':>10}{'upd:data':>9}")
+    lines = [f"step {step}", head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['layer']:<14}{r['kind']:<11}{f(r['mean'], '9.4f')}{f(r['std'], '8.4f')}"
+                     f"{f(r['saturation_pct'], '8.2f')}{f(r['dead_pct'], '8.2f')}{f(r['grad_std'], '10.2e')}"
+                     f"  {(r['weight'] or '-'):<16}{f(r['grad_data'], '10.2e')}{f(r['update_data'], '9.2f')}")
+    return "\n".join(lines)
