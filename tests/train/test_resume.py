@@ -63,6 +63,10 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     steps = [e["step"] for e in read_events(killed, "train")]
     assert steps == sorted(set(steps)) and steps[-1] == 4000
     assert steps == [e["step"] for e in read_events(tmp_path / "straight", "train")]
+    # ... and so does the Watch's record: every sampled step once, the same as uninterrupted.
+    samples = [e["step"] for e in read_events(killed, "sample", filename="watch.jsonl")]
+    assert samples == [e["step"] for e in read_events(tmp_path / "straight", "sample", filename="watch.jsonl")]
+    assert samples == sorted(set(samples)) and samples[-1] == 4000
 
 
 def test_corrupt_checkpoint_is_reported_and_kept(tmp_path, tiny_names_spec):
