@@ -13,6 +13,7 @@ sampled numbers stay on the device until a flush fetches them all in one transfe
 """
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from typing import Optional
 
@@ -26,6 +27,8 @@ WATCH_FILE = "watch.jsonl"
 
 
 class Watch:
+    KEEP_SAMPLES = 100
+
     def __init__(self, model: nn.Module, optimizer: Optional[torch.optim.Optimizer] = None, every: int = 200,
                  run_dir: Optional[Path | str] = None, bins: int = S.BINS, flush_every: int = 1000,
                  start_step: int = 0):
@@ -40,7 +43,9 @@ class Watch:
         self.params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         self._param_stats = S.ParameterStats([p for _, p in self.params], bins) if self.params else None
         self.steps = start_step
-        self.samples: list[dict] = []  # fetched samples, newest last (also on disk when run_dir is set)
+        # Fetched samples, newest last. With a run_dir they are on disk, and memory keeps the latest
+        # KEEP_SAMPLES only (a 200,000-step run samples 1,000 times, histograms and all).
+        self.samples: deque[dict] = deque(maxlen=None if run_dir is None else self.KEEP_SAMPLES)
         self._pending: list[dict] = []  # sampled this window, still on the device
         self._losses: list[torch.Tensor] = []
         self._lrs: list[float] = []
