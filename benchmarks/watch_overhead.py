@@ -32,7 +32,7 @@ class Loop:
     """One of the three loops, with its own model, kept alive across blocks so that blocks of the
     three kinds can alternate: noise on this shared machine then hits all of them alike."""
 
-    def __init__(self, kind: str, spec, data, every: int):
+    def __init__(self, kind: str, spec, data, every: int, grad_norm_every_step: bool = False):
         device = select_device()
         torch.manual_seed(spec.seed)
         self.kind, self.batch, self.lr = kind, spec.train.batch_size, spec.optim.lr
@@ -40,7 +40,8 @@ class Loop:
         self.params = list(self.model.parameters())
         self.x, self.y = data.train.x.to(device), data.train.y.to(device)
         self.opt = torch.optim.SGD(self.params, lr=self.lr)
-        self.watch = Watch(self.model, self.opt, every=every) if kind == "watch" else None
+        self.watch = (Watch(self.model, self.opt, every=every, grad_norm_every_step=grad_norm_every_step)
+                      if kind == "watch" else None)
         self.lossi, self.ud = [], []
 
     def block(self, steps: int) -> float:
@@ -71,12 +72,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=21, help="blocks per loop")
     ap.add_argument("--every", type=int, default=load_spec("makemore-deep").watch.every,
                     help="Watch sampling (default: the spec default)")
+    ap.add_argument("--grad-norm-every-step", action="store_true",
+                    help="also the global gradient norm at every step (off by default in Watch)")
     args = ap.parse_args()
     spec = load_spec("makemore-deep")
     data = build_data(spec.data)
     print(f"makemore-deep, batch {spec.train.batch_size} on {select_device()}, "
-          f"{torch.get_num_threads()} threads, Watch every {args.every} steps")
-    loops = {kind: Loop(kind, spec, data, args.every) for kind in ("bare", "by hand", "watch")}
+          f"{torch.get_num_threads()} threads, Watch every {args.every} steps"
+          + (", gradient norm every step" if args.grad_norm_every_step else ""))
+    loops = {kind: Loop(kind, spec, data, args.every, args.grad_norm_every_step)
+             for kind in ("bare", "by hand", "watch")}
     for loop in loops.values():
         loop.block(200)  # warm-up
     rates = {kind: [] for kind in loops}

@@ -132,3 +132,18 @@ def test_conv_activations_count_dead_channels():
 def test_every_must_be_positive():
     with pytest.raises(ValueError, match="every must be >= 1.*got 0"):
         Watch(_net(), every=0)
+
+
+def test_gradient_norm_at_every_step_when_asked():
+    model = _net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    watch = Watch(model, opt, every=100, grad_norm_every_step=True)
+    x, y = torch.randn(32, 12), torch.randint(0, 5, (32,))
+    expected = []
+    for _ in range(5):
+        loss = _step(model, opt, x, y)
+        expected.append(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()])).item())
+        watch.step(loss)
+    watch.close()
+    assert watch.grad_norms == pytest.approx(expected, rel=1e-5)
+    assert watch.samples[0]["grad_norm"] == pytest.approx(expected[0], rel=1e-5)

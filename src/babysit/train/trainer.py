@@ -133,7 +133,8 @@ class Trainer:
         w = self.spec.watch
         if w.enabled:  # flushed by the Trainer at its own flushes, so records align with checkpoints
             self.watch = Watch(self.model, self.optimizer, every=w.every, bins=w.bins, run_dir=self.run_dir,
-                               flush_every=1 << 62, start_step=self.step)
+                               flush_every=1 << 62, start_step=self.step,
+                               grad_norm_every_step=w.grad_norm_every_step)
         self._t0 = time.perf_counter()
         t = self.spec.train
         step_hooks = [cb for cb in self.callbacks if cb.overrides("on_step_end")]

@@ -31,9 +31,12 @@ class Watch:
 
     def __init__(self, model: nn.Module, optimizer: Optional[torch.optim.Optimizer] = None, every: int = 200,
                  run_dir: Optional[Path | str] = None, bins: int = S.BINS, flush_every: int = 1000,
-                 start_step: int = 0):
+                 start_step: int = 0, grad_norm_every_step: bool = False):
         """run_dir: where watch.jsonl goes (None: keep samples in memory only). start_step: the
-        step a resumed run continues from; records after it are dropped so nothing counts twice."""
+        step a resumed run continues from; records after it are dropped so nothing counts twice.
+        grad_norm_every_step: the global gradient norm of every step, not only of sampled ones;
+        it reads every gradient every step, measured at 18% of a makemore-deep step on a CPU
+        (benchmarks/watch_overhead.py --grad-norm-every-step), hence off by default."""
         if every < 1:
             raise ValueError(f"every must be >= 1 (sample one step in `every`), got {every}")
         self.model, self.optimizer, self.every, self.bins = model, optimizer, every, bins
@@ -49,6 +52,8 @@ class Watch:
         self._pending: list[dict] = []  # sampled this window, still on the device
         self._losses: list[torch.Tensor] = []
         self._lrs: list[float] = []
+        self._norms: Optional[list[torch.Tensor]] = [] if grad_norm_every_step else None
+        self.grad_norms: list[float] = []
         self._window_start = start_step + 1
         self._hooks: list = []
         self._captured: dict[str, torch.Tensor] = {}
@@ -141,6 +146,10 @@ class Watch:
             self._losses.append(loss.detach())
         if self.optimizer is not None:
             self._lrs.append(self.optimizer.param_groups[0]["lr"])
+        if self._norms is not None:
+            grads = [p.grad for _, p in self.params if p.grad is not None]
+            if grads:
+                self._norms.append(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
         if self._hooks:  # this step was sampled
             self._disarm()
             self._collect()
@@ -154,12 +163,16 @@ class Watch:
         """The one host sync of a window: every pending number comes over in one transfer each."""
         if self._losses:
             losses = torch.stack(self._losses).float().cpu().tolist()
+            norms = torch.stack(self._norms).cpu().tolist() if self._norms else None
             self.losses.extend(losses)
             self.lrs.extend(self._lrs)
+            self.grad_norms.extend(norms or [])
             if self.record:
                 self.record.log("steps", self.steps, start=self._window_start, loss=losses,
-                                lr=self._lrs or None)
+                                lr=self._lrs or None, grad_norm=norms)
         self._losses, self._lrs, self._window_start = [], [], self.steps + 1
+        if self._norms is not None:
+            self._norms = []
         for fetched in (self._fetch_all(self._pending) if self._pending else []):
             self.samples.append(fetched)
             if self.record:
