@@ -185,7 +185,8 @@ class WatchSpec(_Strict):
     enabled: bool = True
     every: int = Field(200, ge=1, description="sample one step in this many (and step 1); cost: benchmarks/watch_overhead.py")
     bins: int = Field(40, ge=4, le=512, description="histogram bins")
-    grad_norm_every_step: bool = Field(False, description="global gradient norm at every step (measured 18% slower on CPU: benchmarks/watch_overhead.py --grad-norm-every-step)")
+    # Off by default: measured 18% slower on a CPU (benchmarks/watch_overhead.py --grad-norm-every-step).
+    grad_norm_every_step: bool = Field(False, description="global gradient norm at every step")
 
 
 class Spec(_Strict):
