@@ -191,6 +191,29 @@ def export_tensorboard_cmd(run, out):
     click.echo(f"wrote {export_tensorboard(run, out)}")
 
 
+@main.command("lr-find")
+@click.argument("spec")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec field (repeatable).")
+@click.option("--steps", default=300, show_default=True, help="Steps of the sweep.")
+@click.option("--start", default=1e-6, show_default=True, help="First learning rate.")
+@click.option("--end", default=10.0, show_default=True, help="Last learning rate.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("lr_find.png"), show_default=True,
+              help="Where the plot goes.")
+def lr_find(spec, overrides, steps, start, end, out):
+    """Learning-rate range test on SPEC's model, optimizer and batch: an exponential sweep from
+    --start to --end that stops when the loss passes 3x its start. Prints the range where the loss
+    falls and a suggested lr (a decade below the lowest loss), and saves the plot."""
+    from babysit.preflight.lr_find import lr_find_figure, lr_range_test
+    from babysit.report.plots import plt
+
+    result = lr_range_test(load_spec(spec, list(overrides)), start=start, end=end, steps=steps)
+    click.echo(str(result))
+    fig = lr_find_figure(result)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    click.echo(f"plot: {out}")
+
+
 @main.command()
 def presets():
     """List the shipped presets (use a name wherever a SPEC is asked for)."""

@@ -1,0 +1,116 @@
+"""The learning-rate range test: find the learning rate first (LECTURES.md §2, item 6).
+
+The lr grows exponentially from tiny to huge over a few hundred steps of the spec's own model,
+optimizer and batch; the loss is smoothed and the sweep stops once it exceeds 3x its starting
+value (item 8's rule) or turns non-finite. Below the falling range the loss barely moves (lr too
+low); past it, the loss explodes (too high).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from babysit.data import Dataset, build_data
+from babysit.models import build_model
+from babysit.spec import Spec
+from babysit.train.batches import BatchSampler
+from babysit.train.optim import build_optimizer
+from babysit.train.trainer import seed_everything, select_device
+
+DIVERGED = 3.0  # stop once the smoothed loss exceeds 3x its first value (LECTURES.md §2, item 8)
+SMOOTHING = 0.9  # exponential moving average of the per-step loss, bias-corrected
+FALLING = 0.1  # the falling range starts once 10% of the sweep's whole drop is made
+SUGGEST_BELOW_MIN = 10.0  # suggested lr: a decade below the lr of the lowest smoothed loss
+
+
+@dataclass
+class LRFindResult:
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)  # smoothed
+    stopped_at: Optional[float] = None  # lr where the loss blew up (None: the sweep ended first)
+    falling: tuple[float, float] = (math.nan, math.nan)
+    suggested: float = math.nan
+
+    def __str__(self) -> str:
+        blew = f"{self.stopped_at:.2e}" if self.stopped_at else "not reached"
+        return (f"lr range test over {len(self.lrs)} steps: the loss falls from lr {self.falling[0]:.2e} "
+                f"to {self.falling[1]:.2e}; blows up (3x rule) at {blew}; suggested lr {self.suggested:.2e}")
+
+
+def _analyse(result: LRFindResult) -> None:
+    """Falling range: from where the smoothed loss has made FALLING of its whole drop (batch noise
+    alone moves it by a few percent of its value), to its minimum.
+    The suggestion sits a decade below the minimum: at the minimum the lr is already nearly too
+    high for a run that lasts longer than the sweep."""
+    losses, lrs = result.losses, result.lrs
+    best = min(range(len(losses)), key=losses.__getitem__)
+    threshold = losses[0] - FALLING * (losses[0] - losses[best])
+    start = next((i for i, v in enumerate(losses) if v < threshold), best)
+    result.falling = (lrs[min(start, best)], lrs[best])
+    result.suggested = lrs[best] / SUGGEST_BELOW_MIN
+
+
+def lr_range_test(spec: Spec, data: Optional[Dataset] = None, start: float = 1e-6, end: float = 10.0,
+                  steps: int = 300) -> LRFindResult:
+    if not 0 < start < end:
+        raise ValueError(f"lr range test needs 0 < start < end, got start={start}, end={end}")
+    if spec.optim.name == "lbfgs":
+        raise ValueError("the lr range test needs a first-order optimizer; L-BFGS does its own line search")
+    seed_everything(spec.seed)
+    device = select_device(spec.train.device)
+    data = data if data is not None else build_data(spec.data)
+    model = build_model(spec, data).to(device)
+    train = data.train.to(device)
+    batch = len(train) if spec.train.batch_size == "full" else spec.train.batch_size
+    sampler = BatchSampler(train, batch, seed=spec.seed)
+    optimizer = build_optimizer(model, spec.optim)
+    factor = (end / start) ** (1.0 / max(steps - 1, 1))
+    result = LRFindResult()
+    avg, first = 0.0, None
+    model.train()
+    for i in range(steps):
+        lr = start * factor ** i
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = sampler.next()
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        value = loss.item()  # a sync per step: this is a short diagnostic sweep, not training
+        if not math.isfinite(value):
+            result.stopped_at = lr
+            break
+        avg = SMOOTHING * avg + (1 - SMOOTHING) * value
+        smoothed = avg / (1 - SMOOTHING ** (i + 1))
+        first = smoothed if first is None else first
+        result.lrs.append(lr)
+        result.losses.append(smoothed)
+        if smoothed > DIVERGED * first:
+            result.stopped_at = lr
+            break
+    if not result.losses:
+        raise ValueError(f"the loss was non-finite from the first step at lr {start:g}; check the data and init")
+    _analyse(result)
+    return result
+
+
+def lr_find_figure(result: LRFindResult):
+    from babysit.report.plots import plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.plot(result.lrs, result.losses, label="smoothed loss")
+    ax.axvspan(*result.falling, color="green", alpha=0.12, label="loss falls")
+    ax.axvline(result.suggested, color="green", linestyle="--", label=f"suggested {result.suggested:.1e}")
+    if result.stopped_at:
+        ax.axvline(result.stopped_at, color="red", linestyle=":", label=f"3x rule at {result.stopped_at:.1e}")
+    ax.set_xscale("log")
+    # the point that tripped the 3x rule would flatten everything else
+    ax.set_ylim(min(result.losses) * 0.95, result.losses[0] * DIVERGED * 1.05)
+    ax.set(title="learning-rate range test", xlabel="learning rate (log scale)", ylabel="loss")
+    ax.legend()
+    return fig

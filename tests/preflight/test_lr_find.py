@@ -1,0 +1,49 @@
+"""The learning-rate range test on real data: the loss falls in the middle of the sweep, the 3x
+rule stops it, and the suggestion sits inside the falling range."""
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from babysit.cli import main
+from babysit.preflight.lr_find import DIVERGED, lr_range_test
+from babysit.spec import load_spec
+
+
+@pytest.fixture(scope="module")
+def digits_sweep():
+    return lr_range_test(load_spec("digits-mlp"), steps=200)
+
+
+def test_sweep_is_exponential_and_stops_at_the_3x_rule(digits_sweep):
+    r = digits_sweep
+    ratios = [b / a for a, b in zip(r.lrs, r.lrs[1:])]
+    assert max(ratios) == pytest.approx(min(ratios), rel=1e-9)  # constant factor: log-spaced
+    assert r.stopped_at is not None and r.stopped_at > 0.1  # Adam on digits blows up far above 1e-3
+    assert r.losses[-1] > DIVERGED * r.losses[0]
+
+
+def test_suggestion_lies_in_the_falling_range_and_near_adams_default(digits_sweep):
+    r = digits_sweep
+    lo, hi = r.falling
+    assert lo < r.suggested < hi
+    assert 1e-4 <= r.suggested <= 1e-2  # LECTURES.md §1: Adam lr 1e-3 or 5e-4
+    i_lo, i_hi = r.lrs.index(lo), r.lrs.index(hi)
+    assert r.losses[i_hi] < 0.5 * r.losses[i_lo]  # the loss really falls across the range
+
+
+def test_lbfgs_and_bad_bounds_are_rejected():
+    with pytest.raises(ValueError, match="first-order optimizer"):
+        lr_range_test(load_spec("digits-mlp", ["optim.name=lbfgs", "train.batch_size=full", "optim.weight_decay=0"]))
+    with pytest.raises(ValueError, match="0 < start < end.*start=1.0, end=0.1"):
+        lr_range_test(load_spec("digits-mlp"), start=1.0, end=0.1)
+
+
+def test_cli_prints_the_range_and_saves_the_plot(tmp_path):
+    out = tmp_path / "lr.png"
+    result = CliRunner().invoke(main, ["lr-find", "makemore-bn", "--steps", "150", "--set", "model.hidden=[64]",
+                                       "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "suggested lr" in result.output and out.stat().st_size > 10_000
+    suggested = float(result.output.split("suggested lr ")[1].split()[0])
+    assert 1e-3 < suggested < 1.0 and math.isfinite(suggested)
