@@ -71,8 +71,14 @@ def train(spec, overrides, out, resume, quiet):
     """
     if resume and out is not None and (out / "spec.yaml").is_file():
         # A resumed run keeps its own spec; --set may still change it (e.g. train.steps to extend it).
-        saved, given = load_spec(out / "spec.yaml"), load_spec(spec)
-        changed = [k for k in ("data", "model", "optim", "schedule") if getattr(saved, k) != getattr(given, k)]
+        # (the Trainer refuses --set changes to data/model/optim/schedule: the checkpoint holds them)
+        try:
+            given = load_spec(spec)
+        except SpecError:
+            given = None  # the original YAML may have moved; the run's own copy is all we need
+        saved = load_spec(out / "spec.yaml")
+        changed = [k for k in ("data", "model", "optim", "schedule")
+                   if given is not None and getattr(saved, k) != getattr(given, k)]
         if changed:
             click.echo(f"note: resuming with {out / 'spec.yaml'}; {spec} differs in: {', '.join(changed)}")
         spec = str(out / "spec.yaml")

@@ -17,12 +17,17 @@ RUNS_ROOT = Path("runs")
 
 
 def new_run_dir(name: str, root: Path = RUNS_ROOT) -> Path:
-    """runs/<name>, or runs/<name>-2, -3, ...: a new run never overwrites an old one."""
-    path, n = root / name, 1
-    while path.exists():
-        n += 1
-        path = root / f"{name}-{n}"
-    return path
+    """runs/<name>, or runs/<name>-2, -3, ...: a new run never overwrites an old one. The folder
+    is created here (mkdir fails if it exists), so two runs started together cannot share one."""
+    root.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        path = root / (name if n == 1 else f"{name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
 
 
 @dataclass

@@ -174,8 +174,8 @@ class TrainSpec(_Strict):
             raise ValueError("set train.steps or train.epochs")
         if self.steps is not None and self.epochs is not None:
             raise ValueError(f"set train.steps or train.epochs, not both (got {self.steps} and {self.epochs})")
-        if self.device not in ("auto", "cpu") and not self.device.startswith(("cuda", "mps")):
-            raise ValueError(f"device must be auto, cpu, cuda[:N] or mps, got '{self.device}'")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda[:N], got '{self.device}'")
         return self
 
 
@@ -205,13 +205,18 @@ class Spec(_Strict):
             raise ValueError("optim 'lbfgs' is for full-batch problems: set train.batch_size: full")
         last = self.train.steps
         if last is not None:
-            late = [m for m in self.schedule.milestones if m >= last]
+            warm = self.schedule.warmup_steps  # milestones count from the end of the warm-up
+            late = [m for m in self.schedule.milestones if m + warm >= last]
             if late:
                 raise ValueError(f"schedule.milestones {late} lie at or past the last step "
-                                 f"(train.steps = {last}); they would never take effect")
+                                 f"(train.steps = {last}, counted after {warm} warm-up steps); "
+                                 "they would never take effect")
             if self.schedule.warmup_steps >= last:
                 raise ValueError(f"schedule.warmup_steps ({self.schedule.warmup_steps}) must be "
                                  f"below train.steps ({last})")
+        if self.model.embed_dim and self.data.kind != "names":
+            raise ValueError(f"model.embed_dim is for character data (data.kind: names), not "
+                             f"'{self.data.kind}'; remove it")
         if self.data.kind == "names" and self.model.kind != "mlp":
             raise ValueError(f"names data needs model.kind 'mlp' (with embed_dim), got '{self.model.kind}'")
         return self

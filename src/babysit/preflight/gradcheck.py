@@ -63,12 +63,14 @@ class GradcheckReport:
 TINY = 1e-6  # a coordinate whose gradient is a millionth of its tensor's largest: roundoff, not signal
 
 
-def _rel_error(a: torch.Tensor, n: torch.Tensor, tensor_scale: float) -> torch.Tensor:
-    """|a - n| / max(|a|, |n|), the practitioners' relative error. Centred differences carry a
-    roundoff of about |f| * 1e-16 / eps, so near-zero coordinates are measured against TINY times
-    the tensor's gradient scale instead of against themselves (both zero counts as agreement)."""
+def _rel_error(a: torch.Tensor, n: torch.Tensor, tensor_scale: float, roundoff: float) -> torch.Tensor:
+    """|a - n| / max(|a|, |n|), the practitioners' relative error. A centred difference cannot be
+    trusted closer than its roundoff (float64 eps * |f| / eps), so that much difference is not
+    counted, and near-zero coordinates are measured against TINY times the tensor's gradient
+    scale instead of against themselves (both zero counts as agreement)."""
     scale = torch.maximum(torch.maximum(a.abs(), n.abs()), torch.full_like(a, TINY * tensor_scale))
-    return torch.where(scale > 0, (a - n).abs() / scale.clamp_min(1e-300), torch.zeros_like(scale))
+    diff = ((a - n).abs() - roundoff).clamp_min(0)
+    return torch.where(scale > 0, diff / scale.clamp_min(1e-300), torch.zeros_like(scale))
 
 
 @torch.no_grad()
@@ -110,6 +112,7 @@ def gradcheck(module: nn.Module, *inputs: torch.Tensor, eps: float = EPS, sample
         return float((m(*xs) * weights).sum())
 
     loss = (m(*xs) * weights).sum()
+    roundoff = 4 * torch.finfo(torch.float64).eps * (abs(float(loss.detach())) + 1.0) / eps
     named = [(f"input {i}", x) for i, x in enumerate(xs) if x.requires_grad]
     named += [(n, p) for n, p in m.named_parameters() if p.requires_grad]
     analytic = torch.autograd.grad(loss, [t for _, t in named], allow_unused=True)
@@ -120,6 +123,6 @@ def gradcheck(module: nn.Module, *inputs: torch.Tensor, eps: float = EPS, sample
         coords = torch.randperm(tensor.numel(), generator=g)[:n]
         numeric = _numeric(f, tensor.data, coords, eps)
         scale = float(grad.abs().max()) if grad.numel() else 0.0
-        err = float(_rel_error(grad.reshape(-1)[coords].double(), numeric, scale).max())
+        err = float(_rel_error(grad.reshape(-1)[coords].double(), numeric, scale, roundoff).max())
         report.tensors.append(TensorCheck(name, n, err, verdict(err, kinks)))
     return report

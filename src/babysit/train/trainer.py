@@ -21,11 +21,12 @@ from babysit.models import build_model
 from babysit.spec import Spec, dump_spec
 from babysit.train.batches import BatchSampler
 from babysit.train.callbacks import Callback, ProgressBar
-from babysit.train.checkpoint import CHECKPOINT, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from babysit.train.checkpoint import (CHECKPOINT, atomic_write_bytes, load_checkpoint, rng_state,
+                                      save_checkpoint, set_rng_state)
 from babysit.train.evaluate import evaluate
 from babysit.train.optim import Schedule, build_optimizer
-from babysit.watch.record import Record
-from babysit.watch.watch import Watch
+from babysit.watch.record import METRICS, Record
+from babysit.watch.watch import WATCH_FILE, Watch
 
 SUMMARY = "summary.json"
 
@@ -99,11 +100,20 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         ckpt = self.run_dir / CHECKPOINT
         if self.resume:
-            self.load_state_dict(load_checkpoint(ckpt, map_location=self.device))
-        elif ckpt.exists() or (self.run_dir / SUMMARY).exists():
+            # RNG states must stay on the CPU; model and optimizer states are copied over on load.
+            state = load_checkpoint(ckpt, map_location="cpu")
+            saved = state["spec"]
+            now = self.spec.model_dump(mode="json")
+            changed = [k for k in ("data", "model", "optim", "schedule") if saved.get(k) != now[k]]
+            if changed:
+                raise TrainingError(f"cannot resume {self.run_dir} with a different {', '.join(changed)} "
+                                    "section: the checkpoint holds that state. Only train.* and watch.* "
+                                    "may change on resume (e.g. train.steps to extend the run)")
+            self.load_state_dict(state)
+        elif any((self.run_dir / f).exists() for f in (CHECKPOINT, SUMMARY, METRICS, WATCH_FILE)):
             raise TrainingError(f"{self.run_dir} already holds a run; pass --resume to continue it, "
                                 "or choose another --out (nothing was overwritten)")
-        (self.run_dir / "spec.yaml").write_text(dump_spec(self.spec))  # on resume: with any new train.steps
+        atomic_write_bytes(self.run_dir / "spec.yaml", lambda fh: fh.write(dump_spec(self.spec).encode()))
         return self.step if self.resume else None
 
     # -- the loop ----------------------------------------------------------------------------
@@ -129,19 +139,19 @@ class Trainer:
 
     def fit(self) -> dict:
         keep_until = self._prepare_run_dir()
-        self.record.open(keep_until_step=keep_until)
-        w = self.spec.watch
-        if w.enabled:  # flushed by the Trainer at its own flushes, so records align with checkpoints
-            self.watch = Watch(self.model, self.optimizer, every=w.every, bins=w.bins, run_dir=self.run_dir,
-                               flush_every=1 << 62, start_step=self.step,
-                               grad_norm_every_step=w.grad_norm_every_step)
         self._t0 = time.perf_counter()
         t = self.spec.train
         step_hooks = [cb for cb in self.callbacks if cb.overrides("on_step_end")]
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
-        self.model.train()
-        try:
+        try:  # whatever fails from here on, hooks come off and files close (finally)
+            self.record.open(keep_until_step=keep_until)
+            w = self.spec.watch
+            if w.enabled:  # flushed by the Trainer at its own flushes, so records align with checkpoints
+                self.watch = Watch(self.model, self.optimizer, every=w.every, bins=w.bins, run_dir=self.run_dir,
+                                   flush_every=1 << 62, start_step=self.step,
+                                   grad_norm_every_step=w.grad_norm_every_step)
+            for cb in self.callbacks:
+                cb.on_train_begin(self)
+            self.model.train()
             while self.step < self.total_steps and self.stop_reason is None:
                 loss = self._train_step()
                 if self.watch is not None:
@@ -221,7 +231,7 @@ class Trainer:
             "stopped": self.stop_reason, "restored_best_step": restored,
         }
         summary["steps_per_s"] = round(self.step / max(summary["wall_s"], 1e-9), 1)
-        (self.run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
+        atomic_write_bytes(self.run_dir / SUMMARY, lambda fh: fh.write(json.dumps(summary, indent=2).encode()))
         for cb in self.callbacks:
             cb.on_train_end(self, summary)
         return summary

@@ -10,9 +10,11 @@ METRICS = "metrics.jsonl"
 
 
 def _clean(value):
-    # JSON has no NaN/Inf; keep them readable as strings rather than failing to write.
+    # JSON has no NaN/Inf: None for NaN, strings for the infinities, also inside lists.
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+        return None if value != value else str(value)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
     return value
 
 
@@ -45,6 +47,8 @@ def read_events(path: Path, kind: str | None = None, filename: str = METRICS) ->
     path = Path(path)
     if path.is_dir():
         path = path / filename
+    if not path.is_file():
+        return []  # e.g. a library-path run directory holds watch.jsonl only
     events = []
     for line in path.read_text().splitlines():
         try:

@@ -43,10 +43,11 @@ def _hists(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
     """One fixed-bin histogram per row of x (layers, values), in a single bincount; values
     beyond the range fall in the end bins. Shares of the row's values."""
     rows = x.shape[0]
-    idx = ((x.clamp(lo, hi) - lo) * (bins / (hi - lo))).long().clamp_(max=bins - 1)
-    idx += torch.arange(rows, device=x.device)[:, None] * bins
-    counts = torch.bincount(idx.reshape(-1), minlength=rows * bins).view(rows, bins)
-    return counts / x.shape[1]
+    idx = ((x.clamp(lo, hi) - lo) * (bins / (hi - lo))).long().clamp_(0, bins - 1)
+    idx = torch.where(torch.isnan(x), bins, idx)  # NaN goes to an extra bin, dropped below
+    idx += torch.arange(rows, device=x.device)[:, None] * (bins + 1)
+    counts = torch.bincount(idx.reshape(-1), minlength=rows * (bins + 1)).view(rows, bins + 1)
+    return counts[:, :bins] / x.shape[1]
 
 
 def _unit_share(mask: torch.Tensor) -> torch.Tensor:
@@ -70,10 +71,12 @@ def activation_stats(h: torch.Tensor, kind: str, bins: int = BINS) -> torch.Tens
         dead = _unit_share((z > DEAD).view(h.shape))
         zero = nan
     else:
+        # zero: share in the flat (ReLU) or negative (leaky, ELU, GELU, SiLU) regime. Only plain
+        # ReLU units can die: the others still pass a gradient for negative inputs.
         inactive = h <= 0
         saturated = nan
         zero = inactive.flatten(1).float().mean(1)
-        dead = _unit_share(inactive)
+        dead = _unit_share(inactive) if kind == "relu" else nan
     std, mean = torch.std_mean(flat, dim=1)
     head = torch.stack([mean, std, saturated, zero, dead], dim=1)
     return torch.cat([head, _hists(flat, *value_range(kind), bins)], dim=1)

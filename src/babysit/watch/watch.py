@@ -56,6 +56,7 @@ class Watch:
         self.grad_norms: list[float] = []
         self._window_start = start_step + 1
         self._hooks: list = []
+        self._armed = False  # the next step is sampled (a model may have no activation to hook)
         self._captured: dict[str, torch.Tensor] = {}
         self._grads: dict[str, torch.Tensor] = {}
         self._before: Optional[torch.Tensor] = None
@@ -89,6 +90,7 @@ class Watch:
         return step == 1 or step % self.every == 0
 
     def _arm(self) -> None:
+        self._armed = True
         self._captured, self._grads = {}, {}
         for name, module, kind in self.layers:
             self._hooks.append(module.register_forward_hook(self._forward_hook(name, kind)))
@@ -129,6 +131,9 @@ class Watch:
                 sample["grads"][n] = (grads[have_grad.index(n)] if n in self._grads
                                       else torch.full((len(S.ACT_GRAD_FIELDS) + self.bins,), float("nan"),
                                                       device=rows.device))
+        order = [n for n, _, _ in self.layers if n in sample["layers"]]  # model order, not group order
+        sample["layers"] = {n: sample["layers"][n] for n in order}
+        sample["grads"] = {n: sample["grads"][n] for n in order}
         if self._param_stats is not None:
             sample["params"] = self._param_stats(self._before)  # (parameters, fields + bins)
             sample["grad_norm"] = self._param_stats.grad_norm
@@ -150,7 +155,8 @@ class Watch:
             grads = [p.grad for _, p in self.params if p.grad is not None]
             if grads:
                 self._norms.append(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
-        if self._hooks:  # this step was sampled
+        if self._armed:  # this step was sampled
+            self._armed = False
             self._disarm()
             self._collect()
         if self._is_sampled(self.steps + 1):
@@ -212,10 +218,13 @@ class Watch:
         return out
 
     def close(self) -> None:
-        self.flush()
-        self._disarm()
-        if self.record:
-            self.record.close()
+        try:
+            self.flush()
+        finally:
+            self._disarm()
+            self._armed = False
+            if self.record:
+                self.record.close()
 
     def __enter__(self) -> "Watch":
         return self
