@@ -80,11 +80,15 @@ def check_split(name: str, x: torch.Tensor, y: torch.Tensor, num_classes: int, s
                             "clean or impute them before training")
 
 
+def split_points(n: int, fractions) -> tuple[int, int]:
+    """Where train ends and val ends, as the reference computes them: int(0.8 n), int(0.9 n)."""
+    return int(fractions[0] * n), int((fractions[0] + fractions[1]) * n)
+
+
 def split_indices(n: int, fractions, seed: int) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(n, generator=g)
-    n1 = int(fractions[0] * n)
-    n2 = int((fractions[0] + fractions[1]) * n)
+    n1, n2 = split_points(n, fractions)
     return [perm[:n1], perm[n1:n2], perm[n2:]]
 
 

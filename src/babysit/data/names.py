@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from babysit.data.base import DataError, Dataset, Split, check_split
+from babysit.data.base import DataError, Dataset, Split, check_split, split_points
 from babysit.spec import DataSpec
 
 NAMES_FILE = Path(__file__).parent / "names.txt"
@@ -55,8 +55,7 @@ def load(spec: DataSpec) -> Dataset:
     # The reference seeds Python's global generator; a private one gives the same order
     # without resetting the caller's random state.
     random.Random(spec.split_seed).shuffle(words)
-    n1 = int(spec.split[0] * len(words))
-    n2 = int((spec.split[0] + spec.split[1]) * len(words))
+    n1, n2 = split_points(len(words), spec.split)
     parts = [words[:n1], words[n1:n2], words[n2:]]
     splits = []
     for name, part in zip(("train", "val", "test"), parts):

@@ -93,9 +93,9 @@ def gradient_stats(g: torch.Tensor, bins: int = BINS) -> torch.Tensor:
 
 class ParameterStats:
     """Per-parameter statistics for all parameters at once. The parameters are concatenated into one
-    flat float64 vector and summed per segment through one cumulative sum, so a sample costs a few
-    dozen ops however many tensors the model has (one op per tensor per statistic would dominate a
-    small model's step). float64: E[x^2] - E[x]^2 keeps a BatchNorm gain's small spread.
+    flat float64 vector and summed per segment through one cumulative sum, so the scalar statistics
+    cost a few dozen ops however many tensors the model has (one op per tensor per statistic would
+    dominate a small model's step); only the histograms are per weight matrix. float64: E[x^2] - E[x]^2 keeps a BatchNorm gain's small spread.
 
     grad:data = std(grad) / std(w); update:data = log10(std(applied update) / std(w)), with the
     update read off the weights themselves, so it is right for Adam and momentum too. Gradient
