@@ -197,6 +197,38 @@ def export_tensorboard_cmd(run, out):
     click.echo(f"wrote {export_tensorboard(run, out)}")
 
 
+@main.command()
+@click.argument("spec")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec field (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of check results.")
+def check(spec, overrides, as_json):
+    """Run the babysitting checklist on SPEC before training: data, initial loss against ln(C),
+    overfitting a tiny subset. Exits 1 when a check fails."""
+    from babysit.preflight.checks import run_checks
+    from babysit.train.optim import build_optimizer
+    from babysit.train.trainer import seed_everything, select_device
+
+    s = load_spec(spec, list(overrides))
+    seed_everything(s.seed)
+    from babysit.data import build_data
+    from babysit.models import build_model
+
+    data = build_data(s.data)
+    model = build_model(s, data).to(select_device(s.train.device))
+    results = run_checks(data, model, lambda m: build_optimizer(m, s.optim))
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in results], indent=1))
+    else:
+        for r in results:
+            numbers = ", ".join(f"{k} {v}" for k, v in r.measured.items())
+            click.echo(f"{r.status.upper():5s} {r.name:<14} {numbers}")
+            click.echo(f"      expected: {r.expected}")
+            if r.advice:
+                click.echo(f"      advice: {r.advice}")
+    if any(r.status == "fail" for r in results):
+        raise SystemExit(1)
+
+
 @main.command("lr-find")
 @click.argument("spec")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec field (repeatable).")

@@ -1,0 +1,176 @@
+"""The babysitting checklist (LECTURES.md §2) as checks: each one measures, compares with what the
+lectures expect, and on failure names the likely causes and the fix. A check is a small function
+registered by name in CHECKS; adding one touches this file and its test.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from babysit.data import Dataset, Split
+
+# Initial loss against ln(C) (item 3): diffuse logits give ln(C); "confidently wrong" ones give
+# much more (MM3's first net: 27 against 3.29, 8x). Within 1.5x is fine, past 3x is a failure.
+INIT_LOSS_WARN, INIT_LOSS_FAIL = 1.5, 3.0
+INIT_LOSS_LOW = 0.5  # far below ln(C) before training: the labels leak into the inputs, or wrong loss
+# Data (item 1): inputs count as centred when |mean| < 0.5 std per feature on average, and as
+# comparably scaled when the feature stds span less than 100x.
+CENTRED, SCALE_SPREAD = 0.5, 100.0
+# Overfit a tiny subset (item 5): 20-50 examples, regularization off, to ~100% train accuracy.
+TINY_EXAMPLES, TINY_STEPS, TINY_ACC = 32, 300, 0.99
+
+
+@dataclass
+class CheckResult:
+    name: str
+    status: str  # pass | warn | fail | skip
+    measured: dict = field(default_factory=dict)
+    expected: str = ""
+    advice: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ln_c(num_classes: int) -> float:
+    return math.log(num_classes)
+
+
+def check_data(data: Dataset, model: Optional[nn.Module] = None, **_) -> CheckResult:
+    """Labels in range, class balance, NaN/Inf, centring and scale of the inputs as the network
+    sees them (after the spec's preprocessing layer), and examples shared between train and val."""
+    x, y = data.train.x, data.train.y
+    prep = getattr(model, "prep", None)
+    if prep is not None:
+        with torch.no_grad():
+            x = prep.to(x.device)(x) if x.dtype.is_floating_point else x
+    counts = torch.bincount(y, minlength=data.num_classes).float()
+    present = counts[counts > 0]
+    measured = {"classes_present": int((counts > 0).sum()), "num_classes": data.num_classes,
+                "class_balance_min_max": round(float(present.min() / present.max()), 4)}
+    problems, advice = [], []
+    if x.dtype.is_floating_point:
+        flat = x.reshape(len(x), -1).double()
+        mean, std = flat.mean(0), flat.std(0)
+        live = std > 0
+        off_centre = float((mean[live].abs() / std[live]).mean()) if live.any() else 0.0
+        spread = float(std[live].max() / std[live].min()) if live.any() else 1.0
+        measured.update(mean_abs_over_std=round(off_centre, 3), std_spread=round(spread, 2),
+                        non_finite=int((~torch.isfinite(flat)).sum()))
+        if measured["non_finite"]:
+            problems.append("NaN/Inf inputs")
+            advice.append("clean or impute the NaN/Inf values")
+        if off_centre > CENTRED:
+            problems.append("inputs not zero-centred")
+            advice.append("set data.preprocess: center (images) or standardize (LECTURES.md §1)")
+        if spread > SCALE_SPREAD:
+            problems.append("feature scales differ widely")
+            advice.append("set data.preprocess: standardize")
+    shared = _shared_examples(data.train, data.val)
+    measured["shared_train_val"] = shared
+    if shared:
+        problems.append(f"{shared} val examples also in train")
+        advice.append("de-duplicate before splitting: shared examples make val look better than it is")
+    status = "fail" if measured.get("non_finite") else ("warn" if problems else "pass")
+    return CheckResult("data", status, measured, "finite, zero-centred, comparable scales, no train/val overlap",
+                       "; ".join(advice))
+
+
+def _shared_examples(train: Split, val: Split) -> int:
+    if not train.x.dtype.is_floating_point:
+        return 0  # token contexts repeat by nature (names share prefixes)
+    seen = {hash(r.numpy().tobytes()) for r in train.x.reshape(len(train.x), -1).cpu()}
+    return sum(hash(r.numpy().tobytes()) in seen for r in val.x.reshape(len(val.x), -1).cpu())
+
+
+@torch.no_grad()
+def check_initial_loss(data: Dataset, model: nn.Module, **_) -> CheckResult:
+    """The first loss against ln(C) for a C-class softmax with diffuse predictions (item 3)."""
+    m = copy.deepcopy(model).train()  # a copy: a train-mode pass moves BatchNorm's running statistics
+    device = next(m.parameters()).device
+    x, y = data.train.x[:1024].to(device), data.train.y[:1024].to(device)
+    loss = float(F.cross_entropy(m(x), y))  # as the first training step sees it (batch statistics)
+    expected = _ln_c(data.num_classes)
+    ratio = loss / expected
+    measured = {"initial_loss": round(loss, 4), "ln_C": round(expected, 4), "ratio": round(ratio, 2)}
+    text = f"about ln({data.num_classes}) = {expected:.2f}"
+    if ratio > INIT_LOSS_FAIL or ratio > INIT_LOSS_WARN:
+        return CheckResult("initial-loss", "fail" if ratio > INIT_LOSS_FAIL else "warn", measured, text,
+                           "the softmax is confidently wrong at init (a 'hockey stick' loss curve follows): "
+                           "scale the output layer's weights down (model.init.output.scale: 0.01) and zero its bias")
+    if ratio < INIT_LOSS_LOW:
+        return CheckResult("initial-loss", "fail", measured, text,
+                           "the loss is far below chance before training: labels may leak into the inputs, "
+                           "or the loss is not the softmax cross-entropy the classes need")
+    return CheckResult("initial-loss", "pass", measured, text)
+
+
+def check_overfit_tiny(data: Dataset, model: nn.Module, make_optimizer: Callable, **_) -> CheckResult:
+    """Overfit a tiny subset with regularization off: train accuracy near 100% (item 5)."""
+    tiny = copy.deepcopy(model)
+    for m in tiny.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+    device = next(tiny.parameters()).device
+    idx = _distinct_inputs(data.train.x, TINY_EXAMPLES)
+    x, y = data.train.x[idx].to(device), data.train.y[idx].to(device)
+    opt = make_optimizer(tiny)
+    for group in opt.param_groups:
+        group["weight_decay"] = 0.0
+    tiny.train()
+    loss = torch.zeros(())
+    for _ in range(TINY_STEPS):
+        loss = F.cross_entropy(tiny(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    tiny.eval()
+    with torch.no_grad():
+        acc = float((tiny(x).argmax(1) == y).float().mean())
+        final = float(F.cross_entropy(tiny(x), y))
+    measured = {"examples": len(x), "steps": TINY_STEPS, "train_acc": round(acc, 4), "final_loss": round(final, 4)}
+    expected = f"train accuracy >= {TINY_ACC:.0%} on {len(x)} examples in {TINY_STEPS} steps, regularization off"
+    if acc >= TINY_ACC and math.isfinite(final):
+        return CheckResult("overfit-tiny", "pass", measured, expected)
+    return CheckResult("overfit-tiny", "fail", measured, expected,
+                       "the model cannot memorize a tiny subset; likely causes (LECTURES.md §2): units saturated "
+                       "at init, wrong gradients, unnormalized inputs, or a learning rate too large (or too small)")
+
+
+def _distinct_inputs(x: torch.Tensor, n: int) -> torch.Tensor:
+    """The first n examples whose inputs differ: a repeated input with two labels (names share
+    contexts such as '...') could never be fit to 100%."""
+    seen, keep = set(), []
+    for i, row in enumerate(x.reshape(len(x), -1).cpu()):
+        key = row.numpy().tobytes()
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+            if len(keep) == n:
+                break
+    return torch.tensor(keep)
+
+
+CHECKS: dict[str, Callable[..., CheckResult]] = {
+    "data": check_data,
+    "initial-loss": check_initial_loss,
+    "overfit-tiny": check_overfit_tiny,
+}
+
+
+def run_checks(data: Dataset, model: nn.Module, make_optimizer: Callable,
+               names: Optional[list[str]] = None) -> list[CheckResult]:
+    """Run the named checks (all, in checklist order, by default) on a copy-safe basis: the model
+    passed in is not trained by any of them."""
+    results = []
+    for name in names or list(CHECKS):
+        if name not in CHECKS:
+            raise ValueError(f"unknown check {name!r}; valid: {', '.join(CHECKS)}")
+        results.append(CHECKS[name](data=data, model=model, make_optimizer=make_optimizer))
+    return results
