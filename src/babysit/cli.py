@@ -204,15 +204,14 @@ def export_tensorboard_cmd(run, out):
 def check(spec, overrides, as_json):
     """Run the babysitting checklist on SPEC before training: data, initial loss against ln(C),
     overfitting a tiny subset. Exits 1 when a check fails."""
+    from babysit.data import build_data
+    from babysit.models import build_model
     from babysit.preflight.checks import run_checks
     from babysit.train.optim import build_optimizer
     from babysit.train.trainer import seed_everything, select_device
 
     s = load_spec(spec, list(overrides))
-    seed_everything(s.seed)
-    from babysit.data import build_data
-    from babysit.models import build_model
-
+    seed_everything(s.seed)  # the model checked is the one `babysit train` would start from
     data = build_data(s.data)
     model = build_model(s, data).to(select_device(s.train.device))
     results = run_checks(data, model, lambda m: build_optimizer(m, s.optim))
