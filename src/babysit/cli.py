@@ -204,16 +204,12 @@ def export_tensorboard_cmd(run, out):
 def check(spec, overrides, as_json):
     """Run the babysitting checklist on SPEC before training: data, initial loss against ln(C),
     overfitting a tiny subset. Exits 1 when a check fails."""
-    from babysit.data import build_data
-    from babysit.models import build_model
     from babysit.preflight.checks import run_checks
     from babysit.train.optim import build_optimizer
-    from babysit.train.trainer import seed_everything, select_device
+    from babysit.train.trainer import build_start
 
     s = load_spec(spec, list(overrides))
-    seed_everything(s.seed)  # the model checked is the one `babysit train` would start from
-    data = build_data(s.data)
-    model = build_model(s, data).to(select_device(s.train.device))
+    _, data, model = build_start(s)  # the very model `babysit train` would start from
     results = run_checks(data, model, lambda m: build_optimizer(m, s.optim))
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=1))

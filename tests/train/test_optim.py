@@ -1,5 +1,4 @@
 """Optimizers and schedules: each lr trajectory against its formula; decay skips biases and norms."""
-import math
 
 import pytest
 import torch

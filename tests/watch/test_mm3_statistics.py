@@ -1,7 +1,6 @@
 """makemore-deep at step 1000 (LECTURES.md §3/§5): with BatchNorm every tanh layer has std
 0.55-0.75 and under 5% saturation (MM3: 0.63-0.65 and 1.7-2.8%); without BatchNorm (gain 5/3)
 the first layer is the most saturated (MM3: ~20% there, ~5% after)."""
-import pytest
 
 from babysit import Trainer, load_spec
 from babysit.watch.table import WatchRecord, layer_rows

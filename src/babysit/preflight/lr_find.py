@@ -11,15 +11,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 
-from babysit.data import Dataset, build_data
-from babysit.models import build_model
+from babysit.data import Dataset
 from babysit.spec import Spec
 from babysit.train.batches import BatchSampler
 from babysit.train.optim import build_optimizer
-from babysit.train.trainer import seed_everything, select_device
+from babysit.train.trainer import build_start
 
 DIVERGED = 3.0  # stop once the smoothed loss exceeds 3x its first value (LECTURES.md §2, item 8)
 SMOOTHING = 0.9  # exponential moving average of the per-step loss, bias-corrected
@@ -60,10 +58,7 @@ def lr_range_test(spec: Spec, data: Optional[Dataset] = None, start: float = 1e-
         raise ValueError(f"lr range test needs 0 < start < end, got start={start}, end={end}")
     if spec.optim.name == "lbfgs":
         raise ValueError("the lr range test needs a first-order optimizer; L-BFGS does its own line search")
-    seed_everything(spec.seed)
-    device = select_device(spec.train.device)
-    data = data if data is not None else build_data(spec.data)
-    model = build_model(spec, data).to(device)
+    device, data, model = build_start(spec, data)
     train = data.train.to(device)
     batch = len(train) if spec.train.batch_size == "full" else spec.train.batch_size
     sampler = BatchSampler(train, batch, seed=spec.seed)

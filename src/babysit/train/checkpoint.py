@@ -24,6 +24,10 @@ def atomic_write_bytes(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, lambda fh: fh.write(text.encode()))
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     atomic_write_bytes(path, lambda fh: torch.save(state, fh))
 

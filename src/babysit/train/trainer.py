@@ -21,7 +21,7 @@ from babysit.models import build_model
 from babysit.spec import Spec, dump_spec
 from babysit.train.batches import BatchSampler
 from babysit.train.callbacks import Callback, ProgressBar
-from babysit.train.checkpoint import (CHECKPOINT, atomic_write_bytes, load_checkpoint, rng_state,
+from babysit.train.checkpoint import (CHECKPOINT, atomic_write_text, load_checkpoint, rng_state,
                                       save_checkpoint, set_rng_state)
 from babysit.train.evaluate import evaluate
 from babysit.train.optim import Schedule, build_optimizer
@@ -49,14 +49,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+def build_start(spec: Spec, data: Optional[Dataset] = None) -> tuple[torch.device, Dataset, torch.nn.Module]:
+    """The device, data and freshly initialized model a run of `spec` starts from. Preflight
+    checks and the lr range test use it too, so they examine the very model `train` would get."""
+    device = select_device(spec.train.device)
+    seed_everything(spec.seed)
+    data = data if data is not None else build_data(spec.data)
+    return device, data, build_model(spec, data).to(device)
+
+
 class Trainer:
     def __init__(self, spec: Spec, run_dir: Path | str, *, callbacks: Iterable[Callback] = (),
                  progress: bool = True, resume: bool = False, data: Optional[Dataset] = None):
         self.spec, self.run_dir, self.resume = spec, Path(run_dir), resume
-        self.device = select_device(spec.train.device)
-        seed_everything(spec.seed)
-        self.data = data if data is not None else build_data(spec.data)
-        self.model = build_model(spec, self.data).to(self.device)
+        self.device, self.data, self.model = build_start(spec, data)
         self.train_split = self.data.train.to(self.device)
         self.val_split = self.data.val.to(self.device)
         t = spec.train
@@ -113,7 +119,7 @@ class Trainer:
         elif any((self.run_dir / f).exists() for f in (CHECKPOINT, SUMMARY, METRICS, WATCH_FILE)):
             raise TrainingError(f"{self.run_dir} already holds a run; pass --resume to continue it, "
                                 "or choose another --out (nothing was overwritten)")
-        atomic_write_bytes(self.run_dir / "spec.yaml", lambda fh: fh.write(dump_spec(self.spec).encode()))
+        atomic_write_text(self.run_dir / "spec.yaml", dump_spec(self.spec))
         return self.step if self.resume else None
 
     # -- the loop ----------------------------------------------------------------------------
@@ -231,7 +237,7 @@ class Trainer:
             "stopped": self.stop_reason, "restored_best_step": restored,
         }
         summary["steps_per_s"] = round(self.step / max(summary["wall_s"], 1e-9), 1)
-        atomic_write_bytes(self.run_dir / SUMMARY, lambda fh: fh.write(json.dumps(summary, indent=2).encode()))
+        atomic_write_text(self.run_dir / SUMMARY, json.dumps(summary, indent=2))
         for cb in self.callbacks:
             cb.on_train_end(self, summary)
         return summary

@@ -116,24 +116,22 @@ class Watch:
     def _collect(self) -> None:
         """Statistics of the sampled step, on the device: layers of one kind and shape are stacked
         and reduced together; parameters all at once."""
-        sample = {"step": self.steps, "layers": {}, "grads": {}, "params": None}
         groups: dict[tuple, list[str]] = {}
         for name, _, kind in self.layers:
             if name in self._captured:
                 groups.setdefault((kind, tuple(self._captured[name].shape)), []).append(name)
-        for (kind, shape), names in groups.items():
-            rows = S.activation_stats(torch.stack([self._captured[n] for n in names]), kind, self.bins)
+        acts, grads = {}, {}
+        for (kind, _), names in groups.items():
+            acts.update(zip(names, S.activation_stats(torch.stack([self._captured[n] for n in names]), kind,
+                                                      self.bins)))
             have_grad = [n for n in names if n in self._grads]
-            grads = (S.gradient_stats(torch.stack([self._grads[n] for n in have_grad]), self.bins)
-                     if have_grad else None)
-            for i, n in enumerate(names):
-                sample["layers"][n] = rows[i]
-                sample["grads"][n] = (grads[have_grad.index(n)] if n in self._grads
-                                      else torch.full((len(S.ACT_GRAD_FIELDS) + self.bins,), float("nan"),
-                                                      device=rows.device))
-        order = [n for n, _, _ in self.layers if n in sample["layers"]]  # model order, not group order
-        sample["layers"] = {n: sample["layers"][n] for n in order}
-        sample["grads"] = {n: sample["grads"][n] for n in order}
+            if have_grad:
+                grads.update(zip(have_grad, S.gradient_stats(torch.stack([self._grads[n] for n in have_grad]),
+                                                             self.bins)))
+        no_grad = torch.full((len(S.ACT_GRAD_FIELDS) + self.bins,), float("nan"))
+        order = [n for n, _, _ in self.layers if n in acts]  # model order, not group order
+        sample = {"step": self.steps, "params": None, "layers": {n: acts[n] for n in order},
+                  "grads": {n: grads.get(n, no_grad.to(acts[n].device)) for n in order}}
         if self._param_stats is not None:
             sample["params"] = self._param_stats(self._before)  # (parameters, fields + bins)
             sample["grad_norm"] = self._param_stats.grad_norm
