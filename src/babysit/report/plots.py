@@ -66,7 +66,10 @@ def activation_gradients_figure(record: WatchRecord, sample: dict):
 
 def weight_gradients_figure(record: WatchRecord, sample: dict):
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    weights = [p for p in sample["params"] if len(p["shape"]) >= 2 and not p["name"].startswith("embed")]
+    # The layers Watch listed as carrying weights (embeddings are lookups, not layers to compare)
+    layers = {name for name, kind in record.meta.get("order", []) if kind == "weights"}
+    weights = [p for p in sample["params"] if len(p["shape"]) >= 2
+               and (not layers or p["name"].removesuffix(".weight") in layers)]
     _gradient_panel(ax, weights, "hist", record.meta["grad_range"], f"weight-gradient distribution, step {sample['step']}",
                     lambda p: (f"{p['name']} {tuple(p['shape'])}: mean {p['grad_mean']:+.2e}, std {p['grad_std']:.2e}, "
                                f"grad:data {p['grad_data']:.2e}"))
