@@ -202,25 +202,16 @@ def export_tensorboard_cmd(run, out):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec field (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of check results.")
 def check(spec, overrides, as_json):
-    """Run the babysitting checklist on SPEC before training: data, initial loss against ln(C),
-    overfitting a tiny subset. Exits 1 when a check fails."""
-    from babysit.preflight.checks import run_checks
-    from babysit.train.optim import build_optimizer
-    from babysit.train.trainer import build_start
+    """Run the babysitting checklist on SPEC before training, in order: data, initial loss against
+    ln(C), regularization turned up raises the loss, gradient check of non-stock modules,
+    overfitting a tiny subset, the learning-rate range test. Each says PASS / WARN / FAIL / SKIP,
+    what it measured and expected, and on trouble what to do. Exits 1 when a check fails."""
+    from babysit.preflight.checklist import run_checks
+    from babysit.preflight.setup import setup_from_spec
 
-    s = load_spec(spec, list(overrides))
-    _, data, model = build_start(s)  # the very model `babysit train` would start from
-    results = run_checks(data, model, lambda m: build_optimizer(m, s.optim))
-    if as_json:
-        click.echo(json.dumps([r.as_dict() for r in results], indent=1))
-    else:
-        for r in results:
-            numbers = ", ".join(f"{k} {v}" for k, v in r.measured.items())
-            click.echo(f"{r.status.upper():5s} {r.name:<14} {numbers}")
-            click.echo(f"      expected: {r.expected}")
-            if r.advice:
-                click.echo(f"      advice: {r.advice}")
-    if any(r.status == "fail" for r in results):
+    results = run_checks(setup_from_spec(load_spec(spec, list(overrides))))  # the model `train` starts from
+    click.echo(json.dumps([r.as_dict() for r in results], indent=1) if as_json else str(results))
+    if not results.ok:
         raise SystemExit(1)
 
 

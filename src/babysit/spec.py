@@ -150,6 +150,23 @@ class EarlyStopSpec(_Strict):
     min_delta: float = Field(0.0, ge=0)
 
 
+class RegularizerSpec(_Strict):
+    """A penalty added to the loss (babysit.train.penalties); optim.weight_decay acts in the
+    optimizer instead and never shows in the loss."""
+
+    name: str = Field("l2", description="a name in babysit.train.penalties.REGULARIZERS: l2, l1")
+    strength: float = Field(0.0, ge=0, description="loss += strength * penalty(model)")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v):
+        from babysit.train.penalties import REGULARIZERS  # lazy: train imports this module
+
+        if v not in REGULARIZERS:
+            raise ValueError(f"unknown regularizer {v!r}; valid: {', '.join(REGULARIZERS)}")
+        return v
+
+
 class TrainSpec(_Strict):
     steps: Optional[int] = Field(None, ge=1)
     epochs: Optional[int] = Field(None, ge=1)
@@ -159,6 +176,8 @@ class TrainSpec(_Strict):
     checkpoint_every: int = Field(5000, ge=1)
     grad_clip: Optional[float] = Field(None, gt=0)
     early_stopping: Optional[EarlyStopSpec] = None
+    regularizer: Optional[RegularizerSpec] = None
+    preflight: bool = Field(False, description="run the babysitting checklist first; a failed check stops the run")
     device: str = "auto"
 
     @field_validator("batch_size")

@@ -1,6 +1,6 @@
 """The babysitting checklist (LECTURES.md §2) as checks: each one measures, compares with what the
-lectures expect, and on failure names the likely causes and the fix. A check is a small function
-registered by name in CHECKS; adding one touches this file and its test.
+lectures expect, and on failure names the likely causes and the fix. A check is a function
+Setup -> CheckResult, registered by name in preflight/checklist.py in checklist order.
 """
 from __future__ import annotations
 
@@ -38,14 +38,50 @@ class CheckResult:
         return asdict(self)
 
 
-def check_data(data: Dataset, model: Optional[nn.Module] = None, **_) -> CheckResult:
+@dataclass
+class Setup:
+    """What a check examines: the model as training would start from it, the data, how the
+    optimizer is made, and the loss. Checks never train `model` itself, only copies."""
+
+    model: nn.Module
+    data: Dataset
+    make_optimizer: Callable[[nn.Module], torch.optim.Optimizer]
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
+    penalty: Optional[tuple[Callable[[nn.Module], torch.Tensor], float]] = None  # (fn, strength)
+    batch_size: int = 32
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, reg_scale: float = 1.0) -> torch.Tensor:
+        """The loss training minimizes, with the regularization term scaled by reg_scale."""
+        loss = self.loss_fn(model(x), y)
+        if self.penalty is not None and reg_scale:
+            fn, strength = self.penalty
+            loss = loss + reg_scale * strength * fn(model)
+        return loss
+
+
+def check_data(setup: Setup) -> CheckResult:
     """Labels in range, class balance, NaN/Inf, centring and scale of the inputs as the network
     sees them (after the spec's preprocessing layer), and examples shared between train and val."""
+    data = setup.data
     x, y = data.train.x, data.train.y
-    prep = getattr(model, "prep", None)
+    prep = getattr(setup.model, "prep", None)
     if prep is not None:
         with torch.no_grad():
             x = prep.to(x.device)(x) if x.dtype.is_floating_point else x
+    expected = (f"labels in [0, {data.num_classes}), finite, zero-centred, comparable scales, "
+                "no train/val overlap")
+    outside = (y < 0) | (y >= data.num_classes)
+    if outside.any():
+        bad = y[outside]
+        return CheckResult("data", "fail", {"labels_out_of_range": int(outside.sum()), "label_min": int(y.min()),
+                                            "label_max": int(y.max()), "num_classes": data.num_classes},
+                           expected, f"{int(outside.sum())} train labels lie outside [0, {data.num_classes}) "
+                           f"(e.g. {bad[:3].tolist()}): the model has {data.num_classes} outputs; relabel to "
+                           "0..C-1 or widen the output layer")
     counts = torch.bincount(y, minlength=data.num_classes).float()
     present = counts[counts > 0]
     measured = {"classes_present": int((counts > 0).sum()), "num_classes": data.num_classes,
@@ -74,8 +110,7 @@ def check_data(data: Dataset, model: Optional[nn.Module] = None, **_) -> CheckRe
         problems.append(f"{shared} val examples also in train")
         advice.append("de-duplicate before splitting: shared examples make val look better than it is")
     status = "fail" if measured.get("non_finite") else ("warn" if problems else "pass")
-    return CheckResult("data", status, measured, "finite, zero-centred, comparable scales, no train/val overlap",
-                       "; ".join(advice))
+    return CheckResult("data", status, measured, expected, "; ".join(advice))
 
 
 def _shared_examples(train: Split, val: Split) -> int:
@@ -87,16 +122,17 @@ def _shared_examples(train: Split, val: Split) -> int:
 
 def _row_keys(x: torch.Tensor):
     """One hashable key per example: its input's bytes."""
-    return (row.numpy().tobytes() for row in x.reshape(len(x), -1).cpu())
+    return (row.numpy().tobytes() for row in x.reshape(len(x), max(x[0].numel(), 1) if len(x) else 0).cpu())
 
 
 @torch.no_grad()
-def check_initial_loss(data: Dataset, model: nn.Module, **_) -> CheckResult:
-    """The first loss against ln(C) for a C-class softmax with diffuse predictions (item 3)."""
-    m = copy.deepcopy(model).train()  # a copy: a train-mode pass moves BatchNorm's running statistics
-    device = next(m.parameters()).device
-    x, y = data.train.x[:1024].to(device), data.train.y[:1024].to(device)
-    loss = float(F.cross_entropy(m(x), y))  # as the first training step sees it (batch statistics)
+def check_initial_loss(setup: Setup) -> CheckResult:
+    """The first loss, regularization off, against ln(C) for a C-class softmax with diffuse
+    predictions (item 3)."""
+    data = setup.data
+    m = copy.deepcopy(setup.model).train()  # a copy: a train-mode pass moves BatchNorm's running statistics
+    x, y = data.train.x[:1024].to(setup.device), data.train.y[:1024].to(setup.device)
+    loss = float(setup.loss(m, x, y, reg_scale=0.0))  # as the first training step sees it (batch statistics)
     expected = math.log(data.num_classes)
     ratio = loss / expected
     measured = {"initial_loss": round(loss, 4), "ln_C": round(expected, 4), "ratio": round(ratio, 2)}
@@ -112,29 +148,28 @@ def check_initial_loss(data: Dataset, model: nn.Module, **_) -> CheckResult:
     return CheckResult("initial-loss", "pass", measured, text)
 
 
-def check_overfit_tiny(data: Dataset, model: nn.Module, make_optimizer: Callable, **_) -> CheckResult:
+def check_overfit_tiny(setup: Setup) -> CheckResult:
     """Overfit a tiny subset with regularization off: train accuracy near 100% (item 5)."""
-    tiny = copy.deepcopy(model)
+    tiny = copy.deepcopy(setup.model)
     for m in tiny.modules():
         if isinstance(m, nn.Dropout):
             m.p = 0.0
-    device = next(tiny.parameters()).device
-    idx = _distinct_inputs(data.train.x, TINY_EXAMPLES)
-    x, y = data.train.x[idx].to(device), data.train.y[idx].to(device)
-    opt = make_optimizer(tiny)
+    idx = _distinct_inputs(setup.data.train.x, TINY_EXAMPLES)
+    x, y = setup.data.train.x[idx].to(setup.device), setup.data.train.y[idx].to(setup.device)
+    opt = setup.make_optimizer(tiny)
     for group in opt.param_groups:
         group["weight_decay"] = 0.0
     tiny.train()
     loss = torch.zeros(())
     for _ in range(TINY_STEPS):
-        loss = F.cross_entropy(tiny(x), y)
+        loss = setup.loss(tiny, x, y, reg_scale=0.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     tiny.eval()
     with torch.no_grad():
         acc = float((tiny(x).argmax(1) == y).float().mean())
-        final = float(F.cross_entropy(tiny(x), y))
+        final = float(setup.loss_fn(tiny(x), y))
     measured = {"examples": len(x), "steps": TINY_STEPS, "train_acc": round(acc, 4), "final_loss": round(final, 4)}
     expected = f"train accuracy >= {TINY_ACC:.0%} on {len(x)} examples in {TINY_STEPS} steps, regularization off"
     if acc >= TINY_ACC and math.isfinite(final):
@@ -155,22 +190,3 @@ def _distinct_inputs(x: torch.Tensor, n: int) -> torch.Tensor:
             if len(keep) == n:
                 break
     return torch.tensor(keep)
-
-
-CHECKS: dict[str, Callable[..., CheckResult]] = {
-    "data": check_data,
-    "initial-loss": check_initial_loss,
-    "overfit-tiny": check_overfit_tiny,
-}
-
-
-def run_checks(data: Dataset, model: nn.Module, make_optimizer: Callable,
-               names: Optional[list[str]] = None) -> list[CheckResult]:
-    """Run the named checks (all, in checklist order, by default) on a copy-safe basis: the model
-    passed in is not trained by any of them."""
-    results = []
-    for name in names or list(CHECKS):
-        if name not in CHECKS:
-            raise ValueError(f"unknown check {name!r}; valid: {', '.join(CHECKS)}")
-        results.append(CHECKS[name](data=data, model=model, make_optimizer=make_optimizer))
-    return results

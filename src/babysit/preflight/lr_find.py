@@ -7,17 +7,19 @@ low); past it, the loss explodes (too high).
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
-import torch.nn.functional as F
+import torch
+from torch import nn
 
 from babysit.data import Dataset
+from babysit.preflight.checks import CheckResult, Setup
+from babysit.preflight.setup import setup_from_spec
 from babysit.spec import Spec
 from babysit.train.batches import BatchSampler
-from babysit.train.optim import build_optimizer
-from babysit.train.trainer import build_start
 
 DIVERGED = 3.0  # stop once the smoothed loss exceeds 3x its first value (LECTURES.md §2, item 8)
 SMOOTHING = 0.9  # exponential moving average of the per-step loss, bias-corrected
@@ -52,17 +54,13 @@ def _analyse(result: LRFindResult) -> None:
     result.suggested = lrs[best] / SUGGEST_BELOW_MIN
 
 
-def lr_range_test(spec: Spec, data: Optional[Dataset] = None, start: float = 1e-6, end: float = 10.0,
-                  steps: int = 300) -> LRFindResult:
+def sweep(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: Callable[[], tuple],
+          loss_fn: Callable, start: float = 1e-6, end: float = 10.0, steps: int = 300) -> LRFindResult:
+    """Train `model` in place while the lr grows from start to end; loss_fn(model, x, y)."""
     if not 0 < start < end:
         raise ValueError(f"lr range test needs 0 < start < end, got start={start}, end={end}")
-    if spec.optim.name == "lbfgs":
+    if isinstance(optimizer, torch.optim.LBFGS):
         raise ValueError("the lr range test needs a first-order optimizer; L-BFGS does its own line search")
-    device, data, model = build_start(spec, data)
-    train = data.train.to(device)
-    batch = len(train) if spec.train.batch_size == "full" else spec.train.batch_size
-    sampler = BatchSampler(train, batch, seed=spec.seed)
-    optimizer = build_optimizer(model, spec.optim)
     factor = (end / start) ** (1.0 / max(steps - 1, 1))
     result = LRFindResult()
     avg, first = 0.0, None
@@ -71,8 +69,8 @@ def lr_range_test(spec: Spec, data: Optional[Dataset] = None, start: float = 1e-
         lr = start * factor ** i
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = sampler.next()
-        loss = F.cross_entropy(model(x), y)
+        x, y = next_batch()
+        loss = loss_fn(model, x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -92,6 +90,45 @@ def lr_range_test(spec: Spec, data: Optional[Dataset] = None, start: float = 1e-
         raise ValueError(f"the loss was non-finite from the first step at lr {start:g}; check the data and init")
     _analyse(result)
     return result
+
+
+def lr_range_test(spec: Spec, data: Optional[Dataset] = None, start: float = 1e-6, end: float = 10.0,
+                  steps: int = 300) -> LRFindResult:
+    """The sweep on the model, optimizer, loss and batch size `babysit train SPEC` would use."""
+    if spec.optim.name == "lbfgs":
+        raise ValueError("the lr range test needs a first-order optimizer; L-BFGS does its own line search")
+    setup = setup_from_spec(spec, data)
+    return _sweep_setup(setup, start, end, steps)
+
+
+def _sweep_setup(setup: Setup, start: float, end: float, steps: int) -> LRFindResult:
+    model = copy.deepcopy(setup.model)
+    train = setup.data.train.to(setup.device)
+    sampler = BatchSampler(train, setup.batch_size, seed=0)
+    return sweep(model, setup.make_optimizer(model), sampler.next, setup.loss, start, end, steps)
+
+
+def check_lr_range(setup: Setup, start: float = 1e-6, end: float = 10.0, steps: int = 300) -> CheckResult:
+    """Check 6: where does the configured lr sit in the range test? Inside the falling range (up
+    to the loss minimum) passes; below it the loss barely moves and past the minimum it is close
+    to blowing up (warn); at or past the 3x point it fails."""
+    lr = setup.make_optimizer(copy.deepcopy(setup.model)).param_groups[0]["lr"]
+    result = _sweep_setup(setup, start, end, steps)
+    lo, hi = result.falling
+    measured = {"lr": lr, "falling_from": float(f"{lo:.3g}"), "falling_to": float(f"{hi:.3g}"),
+                "blows_up_at": float(f"{result.stopped_at:.3g}") if result.stopped_at else None,
+                "suggested": float(f"{result.suggested:.3g}")}
+    expected = "the lr inside the range where the loss falls, below the 3x blow-up point"
+    if result.stopped_at is not None and lr >= result.stopped_at:
+        return CheckResult("lr-range", "fail", measured, expected,
+                           f"lr {lr:g} is where the range test's loss blew up (3x rule); try {result.suggested:.2g}")
+    if lr < lo:
+        return CheckResult("lr-range", "warn", measured, expected,
+                           f"lr {lr:g} is below the falling range: the loss will barely move; try {result.suggested:.2g}")
+    if lr > hi:
+        return CheckResult("lr-range", "warn", measured, expected,
+                           f"lr {lr:g} is past the loss minimum of the sweep, close to blowing up; try {result.suggested:.2g}")
+    return CheckResult("lr-range", "pass", measured, expected)
 
 
 def lr_find_figure(result: LRFindResult):

@@ -25,10 +25,12 @@ from babysit.train.checkpoint import (CHECKPOINT, atomic_write_text, load_checkp
                                       save_checkpoint, set_rng_state)
 from babysit.train.evaluate import evaluate
 from babysit.train.optim import Schedule, build_optimizer
+from babysit.train.penalties import build_penalty
 from babysit.watch.record import METRICS, Record
 from babysit.watch.watch import WATCH_FILE, Watch
 
 SUMMARY = "summary.json"
+PREFLIGHT = "preflight.json"
 
 
 class TrainingError(RuntimeError):
@@ -70,6 +72,7 @@ class Trainer:
         self.sampler = BatchSampler(self.train_split, batch, seed=spec.seed)
         self.total_steps = t.steps if t.steps is not None else t.epochs * self.sampler.per_epoch
         self.optimizer = build_optimizer(self.model, spec.optim)
+        self.penalty = build_penalty(spec)  # None unless train.regularizer adds a term to the loss
         self.schedule = Schedule(self.optimizer, spec.schedule, self.total_steps)
         self.callbacks = list(callbacks) + ([ProgressBar()] if progress else [])
         self.record = Record(self.run_dir)
@@ -123,19 +126,26 @@ class Trainer:
         return self.step if self.resume else None
 
     # -- the loop ----------------------------------------------------------------------------
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(self.model(x), y)
+        if self.penalty is not None:
+            penalty, strength = self.penalty
+            loss = loss + strength * penalty(self.model)
+        return loss
+
     def _train_step(self) -> torch.Tensor:
         if self.spec.optim.name == "lbfgs":
             x, y = self.sampler.next()
 
             def closure():
                 self.optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(self.model(x), y)
+                loss = self._loss(x, y)
                 loss.backward()
                 return loss
 
             return self.optimizer.step(closure).detach()
         x, y = self.sampler.next()
-        loss = F.cross_entropy(self.model(x), y)
+        loss = self._loss(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.spec.train.grad_clip is not None:
@@ -150,6 +160,8 @@ class Trainer:
         step_hooks = [cb for cb in self.callbacks if cb.overrides("on_step_end")]
         try:  # whatever fails from here on, hooks come off and files close (finally)
             self.record.open(keep_until_step=keep_until)
+            if t.preflight and not self.resume:
+                self._preflight()
             w = self.spec.watch
             if w.enabled:  # flushed by the Trainer at its own flushes, so records align with checkpoints
                 self.watch = Watch(self.model, self.optimizer, every=w.every, bins=w.bins, run_dir=self.run_dir,
@@ -182,6 +194,21 @@ class Trainer:
             if self.watch is not None:
                 self.watch.close()
         return self._finish()
+
+    def _preflight(self) -> None:
+        """The checklist on the model this run starts from (copies only, RNG forked: the run is
+        the same with or without it). Results go to preflight.json and the record; a failed
+        check stops the run before any compute is spent on it."""
+        from babysit.preflight.checklist import run_checks  # lazy: the checklist builds on the trainer
+        from babysit.preflight.setup import setup_from_spec
+
+        results = run_checks(setup_from_spec(self.spec, self.data, self.model))
+        atomic_write_text(self.run_dir / PREFLIGHT, json.dumps([r.as_dict() for r in results], indent=1))
+        self.record.log("preflight", 0, **{r.name: r.status for r in results})
+        failed = [r for r in results if r.status == "fail"]
+        if failed:
+            raise TrainingError("preflight failed: " + "; ".join(f"{r.name}: {r.advice}" for r in failed)
+                                + f" (details in {self.run_dir / PREFLIGHT}; train.preflight: false skips the checks)")
 
     def _flush(self) -> None:
         if self.watch is not None:
