@@ -1,0 +1,68 @@
+"""Does the lr range test's suggestion train as well as a grid search? (Preflight issue, item 3)
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lr_find_quality.py [--names-steps N]
+
+For each of three presets (one names, two digits) it runs `lr_range_test` on the preset, then
+trains the preset at the suggested lr and at seven log-spaced lrs around it (half a decade apart,
+suggested x 10^-1.5 .. x 10^1.5; the middle one is the suggestion itself), all at the same budget
+and with a constant lr, and compares final val losses (the digits rows average three seeds: their
+val split holds 270 images, so one run's val loss is noisy; the names val split holds 22,655
+contexts). Prints the table and, last,
+`lr-find within X of grid best on N/3 presets` where X is the worst relative gap among the
+presets that made it and a preset makes it when its gap is at most 2%.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+from pathlib import Path
+
+from babysit import Trainer, load_spec
+from babysit.preflight.lr_find import lr_range_test
+
+GRID = [10 ** (k / 2) for k in range(-3, 4)]  # seven factors, half a decade apart
+WITHIN = 0.02  # the issue's bar: the suggestion's val loss within 2% of the grid's best
+
+
+def train_at(name: str, overrides: list[str], lr: float, seeds: int, out: Path) -> float:
+    """Mean final val loss over `seeds` runs (seed 0, 1, ...: init and batch order)."""
+    losses = []
+    for seed in range(seeds):
+        spec = load_spec(name, [*overrides, f"optim.lr={lr}", f"seed={seed}", "watch.enabled=false"])
+        summary = Trainer(spec, out / f"{name}-{lr:.3e}-{seed}", progress=False).fit()
+        losses.append(summary["val_loss"] if math.isfinite(summary["val_loss"]) else float("inf"))
+    return sum(losses) / len(losses)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--names-steps", type=int, default=10_000, help="budget of the makemore-bn runs")
+    args = ap.parse_args()
+    constant = ["schedule.name=constant", "schedule.milestones=[]"]
+    presets = {"makemore-bn": ([f"train.steps={args.names_steps}", "train.eval_every=1000", *constant], 1),
+               "digits-mlp": (constant, 3), "digits-cnn": (constant, 3)}
+    rows, gaps = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (overrides, seeds) in presets.items():
+            sweep = lr_range_test(load_spec(name, overrides))
+            losses = {f: train_at(name, overrides, sweep.suggested * f, seeds, Path(tmp)) for f in GRID}
+            best_f = min(losses, key=losses.get)
+            suggested_loss = losses[1.0]
+            gaps[name] = (suggested_loss - losses[best_f]) / losses[best_f]
+            rows.append((name, sweep, losses, best_f))
+            print(f"{name}: suggested lr {sweep.suggested:.2e} (falls {sweep.falling[0]:.1e}..{sweep.falling[1]:.1e}, "
+                  f"3x at {sweep.stopped_at or float('nan'):.1e})", flush=True)
+    print()
+    print(f"{'preset':<12} " + " ".join(f"{'x' + format(f, '.3g'):>9}" for f in GRID) + "   best lr    gap")
+    for name, sweep, losses, best_f in rows:
+        cells = " ".join(f"{losses[f]:9.4f}" for f in GRID)
+        print(f"{name:<12} {cells}   {sweep.suggested * best_f:.2e}  {100 * gaps[name]:5.2f}%")
+    print("(val loss at the preset's budget; columns are multiples of the suggested lr; x1 is the suggestion)")
+    made = [g for g in gaps.values() if g <= WITHIN]
+    worst = max(made) if made else min(gaps.values())
+    print(f"lr-find within {100 * worst:.2f}% of grid best on {len(made)}/{len(presets)} presets")
+
+
+if __name__ == "__main__":
+    main()
