@@ -167,10 +167,6 @@ class ModelSpec(_Strict):
             raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")
         if self.kind == "cnn" and (not self.channels or any(c < 1 for c in self.channels)):
             raise ValueError(f"cnn needs channels >= 1, got {self.channels}")
-        for key, layer in (("maxout_pieces", "maxout"), ("dropconnect_p", "dropconnect")):
-            if key in self.model_fields_set and self.layer != layer:
-                raise ValueError(f"model.{key} is for model.layer '{layer}', but layer is "
-                                 f"'{self.layer}' (choices: linear, maxout, dropconnect)")
         return self
 
 
