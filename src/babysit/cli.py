@@ -112,8 +112,9 @@ def demo(steps, out, count):
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
-@click.option("--tta", type=click.Choice(["flip", "tencrop"]),
-              help="Test-time augmentation: average the probabilities over mirrored / 10-crop views (images).")
+@click.option("--tta", type=click.Choice(["flip", "tencrop", "fivecrop"]),
+              help="Test-time augmentation (images): average the probabilities over the image and its mirror, "
+                   "10 crops (corners, centre, mirrored) or 5 (no mirrors: digits, text).")
 def eval_cmd(run, split, as_json, tta):
     """Evaluate a finished (or checkpointed) RUN on a split: loss and accuracy."""
     from babysit.runs import load_run

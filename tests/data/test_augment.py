@@ -150,3 +150,13 @@ def test_resume_with_augmentation_is_exact(tmp_path):
     resumed.fit()
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_no_digits_preset_flips():
+    """A mirrored digit is not the same digit: hflip is not label-preserving for digits."""
+    from babysit.spec import PRESETS_DIR
+
+    digits = [load_spec(p) for p in sorted(PRESETS_DIR.glob("*.yaml")) if load_spec(p).data.kind == "digits"]
+    assert any(s.data.augment for s in digits)  # the augmented preset is among them
+    for s in digits:
+        assert "hflip" not in [a.name for a in s.data.augment], s.name

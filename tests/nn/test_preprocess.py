@@ -112,6 +112,8 @@ def test_errors_name_the_key_value_and_choices():
     with pytest.raises(ValueError, match="one of none, center, mean-image, channel-mean, standardize, "
                                          "pca, pca-whiten, zca, got 'pcaa'"):
         Preprocess.fit(correlated(), "pcaa")
+    with pytest.raises(ValueError, match=r"covariance of all 9000 input features, above the 8192"):
+        Preprocess.fit(torch.zeros(3, 9000), "zca")
     with pytest.raises(babysit.SpecError, match="data.preprocess 'pca' needs data.pca_components"):
         load_spec("digits-mlp", ["data.preprocess=pca"])
     with pytest.raises(babysit.SpecError, match="pca_components is only used with"):

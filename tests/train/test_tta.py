@@ -11,7 +11,7 @@ from babysit import Trainer, load_spec
 from babysit.cli import main
 from babysit.data import DataError, Split
 from babysit.train.evaluate import evaluate
-from babysit.train.tta import evaluate_tta, tencrop_views, tta_probs
+from babysit.train.tta import evaluate_tta, fivecrop_views, tencrop_views, tta_probs
 
 
 class SumPool(nn.Module):
@@ -32,7 +32,7 @@ def centred_images(n=40, pad=2, seed=0):
     return Split(x, torch.randint(0, 3, (n,), generator=g))
 
 
-@pytest.mark.parametrize("mode", ["flip", "tencrop"])
+@pytest.mark.parametrize("mode", ["flip", "tencrop", "fivecrop"])
 def test_tta_of_an_invariant_model_equals_plain_eval(mode):
     torch.manual_seed(0)
     model, split = SumPool(), centred_images()
@@ -64,13 +64,15 @@ def test_tencrop_views_are_the_centre_four_corners_and_mirrors():
     torch.testing.assert_close(views[1], top_left)
     for plain, mirrored in zip(views[:5], views[5:]):
         torch.testing.assert_close(mirrored, plain.flip(-1))
+    for a, b in zip(fivecrop_views(x, padding=1), views[:5]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_tta_needs_images_and_a_known_mode():
     model = nn.Linear(3, 2)
     with pytest.raises(DataError, match=r"--tta flip needs image inputs"):
         tta_probs(model, torch.rand(4, 3), "flip")
-    with pytest.raises(ValueError, match="tta must be one of flip, tencrop, got 'rotate'"):
+    with pytest.raises(ValueError, match="tta must be one of flip, tencrop, fivecrop, got 'rotate'"):
         tta_probs(model, torch.rand(4, 1, 3, 3), "rotate")
 
 
@@ -81,7 +83,7 @@ def test_eval_cli_tta(tmp_path):
     trainer.fit()
     runner = CliRunner()
     out = {}
-    for mode in (None, "flip", "tencrop"):
+    for mode in (None, "flip", "tencrop", "fivecrop"):
         args = ["eval", str(tmp_path / "run"), "--json"] + (["--tta", mode] if mode else [])
         res = runner.invoke(main, args)
         assert res.exit_code == 0, res.output
@@ -89,7 +91,7 @@ def test_eval_cli_tta(tmp_path):
     val = trainer.data.val
     assert out[None]["loss"] == pytest.approx(evaluate(trainer.model, val)["loss"], rel=1e-5)
     assert out[None]["tta"] is None
-    for mode in ("flip", "tencrop"):  # tencrop uses the spec's crop padding (1)
+    for mode in ("flip", "tencrop", "fivecrop"):  # the crops use the spec's crop padding (1)
         assert out[mode]["tta"] == mode
         assert out[mode]["loss"] == pytest.approx(evaluate_tta(trainer.model, val, mode, 1)["loss"], rel=1e-5)
         assert out[mode]["loss"] != pytest.approx(out[None]["loss"], rel=1e-3)

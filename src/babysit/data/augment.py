@@ -13,7 +13,6 @@ not label-preserving there; use crop / jitter for digits.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F

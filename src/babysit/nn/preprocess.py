@@ -18,6 +18,9 @@ from torch import nn
 
 CONSTANT_STD = 1e-8  # a feature with a smaller train std is constant (digits' blank border): not scaled
 DEFAULT_WHITEN_EPS = 1e-5  # added to each eigenvalue before 1/sqrt; CS231n notes (L6): S + 1e-5
+# PCA / whitening build a D x D covariance in float64: 8192 features is 512 MB and an eigh of
+# tens of seconds on a CPU; 32x32x3 images (3,072) fit, 224x224x3 (150,528) would need 180 GB.
+MAX_EIGEN_FEATURES = 8192
 
 Fitted = tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], tuple]
 FITS: dict[str, Callable[..., Fitted]] = {}
@@ -66,6 +69,10 @@ def _eigen(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean (D,), eigenvalues (D,) in decreasing order and eigenvectors (columns) of the train
     covariance, in float64: whitening divides by small eigenvalues, float32 would be noise there."""
     flat = x.reshape(len(x), -1).double()
+    if flat.shape[1] > MAX_EIGEN_FEATURES:
+        raise ValueError(f"PCA / whitening needs the covariance of all {flat.shape[1]} input features, "
+                         f"above the {MAX_EIGEN_FEATURES} this allows; make the images smaller "
+                         "(data.image_size) or use data.preprocess center, channel-mean or standardize")
     if len(flat) < 2:
         raise ValueError("PCA / whitening needs at least 2 training examples")
     mean = flat.mean(0)

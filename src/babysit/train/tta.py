@@ -3,9 +3,9 @@ several views of each test image and the softmax probabilities are averaged. Eva
 model's device, reduced on the device with one host sync at the end, like `evaluate`.
 
 Views: `flip` = the image and its mirror; `tencrop` = four corner crops and the centre crop, plus
-their mirrors. Our models take one input size, so the crops are windows of the original size cut
+their mirrors; `fivecrop` = the same without mirrors. Our models take one input size, so the crops are windows of the original size cut
 from the image zero-padded by `padding` (the centre crop is the image itself): the test-time twin
-of the `crop` augmentation. Mirrors assume left-right symmetric classes (not digits).
+of the `crop` augmentation. Mirrors assume left-right symmetric classes: for digits use fivecrop.
 """
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ def flip_views(x: torch.Tensor, padding: int) -> list[torch.Tensor]:
     return [x, x.flip(-1)]
 
 
-def tencrop_views(x: torch.Tensor, padding: int) -> list[torch.Tensor]:
+def fivecrop_views(x: torch.Tensor, padding: int) -> list[torch.Tensor]:
+    """The centre and the four corners: tencrop without the mirrors, for classes that are not
+    left-right symmetric (digits, text)."""
     n, _, h, w = x.shape
     p = padding
     padded = F.pad(x, (p, p, p, p))
@@ -39,11 +41,16 @@ def tencrop_views(x: torch.Tensor, padding: int) -> list[torch.Tensor]:
     for top, left in ((p, p), (0, 0), (0, 2 * p), (2 * p, 0), (2 * p, 2 * p)):
         at = torch.full((n,), top, device=x.device), torch.full((n,), left, device=x.device)
         crops.append(crop_at(padded, *at, h, w))
+    return crops
+
+
+def tencrop_views(x: torch.Tensor, padding: int) -> list[torch.Tensor]:
+    crops = fivecrop_views(x, padding)
     return crops + [c.flip(-1) for c in crops]
 
 
 VIEWS: dict[str, Callable[[torch.Tensor, int], list[torch.Tensor]]] = {
-    "flip": flip_views, "tencrop": tencrop_views,
+    "flip": flip_views, "tencrop": tencrop_views, "fivecrop": fivecrop_views,
 }
 
 
