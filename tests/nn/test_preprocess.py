@@ -81,6 +81,19 @@ def test_zca_keeps_image_shape_and_whitens_images():
     torch.testing.assert_close(cov(z), torch.eye(18, dtype=torch.float64), atol=5 * WHITE_TOL, rtol=0)
 
 
+def test_zca_leaves_constant_features_at_exactly_zero():
+    """Digits have blank border pixels; a plain U diag U^T gives them ~1e-12 of roundoff, which
+    the data check would read as features a trillion times smaller than the rest."""
+    x = build_data(load_spec("digits-mlp").data).train.x
+    flat = x.reshape(len(x), -1)
+    const = flat.std(0) == 0
+    assert int(const.sum()) == 3
+    z = Preprocess.fit(x, "zca")(x).reshape(len(x), -1)
+    assert torch.all(z[:, const] == 0)
+    live = z[:, ~const].std(0)
+    assert float(live.min()) > 0.1 and float(live.max()) < 1.1
+
+
 def test_mean_image_and_channel_mean():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(500, 3, 4, 4, generator=g) + torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1)

@@ -108,7 +108,13 @@ def _zca(x, eps=DEFAULT_WHITEN_EPS, **_) -> Fitted:
     """Whiten, then rotate back: U diag(1/sqrt(l + eps)) U^T. Of all whitening maps the one that
     keeps the output closest to the input, so images stay images (and fit a CNN)."""
     mean, vals, vecs = _eigen(x)
-    return mean, torch.ones(()), (vecs / (vals + eps).sqrt()) @ vecs.T, tuple(x.shape[1:])
+    w = (vecs / (vals + eps).sqrt()) @ vecs.T
+    # A feature constant on train (digits' blank border) carries nothing: it stays exactly 0
+    # instead of picking up the eigensolver's roundoff from the other features.
+    const = x.reshape(len(x), -1).std(0) <= CONSTANT_STD
+    w[const, :] = 0.0
+    w[:, const] = 0.0
+    return mean, torch.ones(()), w, tuple(x.shape[1:])
 
 
 class Preprocess(nn.Module):
