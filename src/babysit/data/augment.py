@@ -155,7 +155,7 @@ class PCAColor(Augment):
 
 def check_images(x: torch.Tensor, where: str) -> None:
     if not x.dtype.is_floating_point or x.ndim != 4:
-        raise DataError(f"{where} needs image inputs (N, C, H, W) of floats, got a batch of shape "
+        raise DataError(f"{where} needs image inputs (N, C, H, W) of floats, got inputs of shape "
                         f"{tuple(x.shape)} and dtype {x.dtype}")
 
 

@@ -70,6 +70,7 @@ def evaluate_tta(model: nn.Module, split: Split, mode: str, padding: int | None 
     """Loss (NLL of the averaged probabilities) and accuracy of `split` under test-time augmentation."""
     if len(split) == 0:
         return {}
+    check_images(split.x, f"--tta {mode}")  # named for the whole split, before any chunk
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
