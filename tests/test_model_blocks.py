@@ -118,8 +118,11 @@ def test_lsuv_gives_unit_output_std_and_is_seeded(digits):
     lambda: DropConnectLinear(5, 3, p=0.4),
     lambda: StochasticDepth(nn.Sequential(nn.Linear(5, 5), nn.Tanh()), p=0.3),
 ], ids=["maxout", "dropconnect", "stochastic_depth"])
-def test_babysit_gradcheck_passes_for_every_new_module(make):
+def test_babysit_gradcheck_passes_and_eval_is_deterministic_for_every_new_module(make):
     torch.manual_seed(0)
-    report = babysit.gradcheck(make(), torch.randn(6, 5))
+    module, x = make(), torch.randn(6, 5)
+    report = babysit.gradcheck(module, x)
     assert report.ok, str(report)
     assert len(report.tensors) >= 3  # the input and the parameters were all checked
+    module.eval()
+    torch.testing.assert_close(module(x), module(x), rtol=0, atol=0)  # eval: deterministic
