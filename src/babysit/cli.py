@@ -112,22 +112,28 @@ def demo(steps, out, count):
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
-def eval_cmd(run, split, as_json):
+@click.option("--tta", type=click.Choice(["flip", "tencrop", "fivecrop"]),
+              help="Test-time augmentation (images): average the probabilities over the image and its mirror, "
+                   "10 crops (corners, centre, mirrored) or 5 (no mirrors: digits, text).")
+def eval_cmd(run, split, as_json, tta):
     """Evaluate a finished (or checkpointed) RUN on a split: loss and accuracy."""
     from babysit.runs import load_run
     from babysit.train.evaluate import evaluate
+    from babysit.train.tta import evaluate_tta
 
     loaded = load_run(run)
     part = loaded.data.splits()[split]
     if len(part) == 0:
         raise click.ClickException(f"the {split} split of {run} is empty")
-    m = evaluate(loaded.model, part)
+    pad = next((a.padding for a in loaded.spec.data.augment if a.name == "crop"), None)
+    m = evaluate_tta(loaded.model, part, tta, pad) if tta else evaluate(loaded.model, part)
     result = {"run": str(run), "split": split, "step": loaded.step, "loss": m["loss"], "acc": m["acc"],
-              "examples": len(part)}
+              "examples": len(part), "tta": tta}
     if as_json:
         click.echo(json.dumps(result))
     else:
-        click.echo(f"{split}: loss {m['loss']:.4f}  acc {m['acc']:.4f}  ({len(part)} examples, step {loaded.step})")
+        how = f" tta {tta}" if tta else ""
+        click.echo(f"{split}{how}: loss {m['loss']:.4f}  acc {m['acc']:.4f}  ({len(part)} examples, step {loaded.step})")
 
 
 @main.command()

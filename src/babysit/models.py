@@ -11,7 +11,9 @@ import torch
 from torch import nn
 
 from babysit.data import Dataset
+from babysit.nn.blocks import DropConnectLinear, Maxout
 from babysit.nn.init import init_layer
+from babysit.nn.lsuv import lsuv_
 from babysit.nn.preprocess import Preprocess
 from babysit.spec import ModelSpec, Spec
 
@@ -21,14 +23,28 @@ ACTIVATIONS = {
 }
 
 
+LSUV_BATCH = 256  # training examples LSUV measures on (Mishkin & Matas use one mini-batch)
+
+
 def _hidden_block(layers: OrderedDict, i: int, linear: nn.Module, norm: nn.Module | None,
                   spec: ModelSpec) -> None:
-    layers[f"fc{i}" if isinstance(linear, nn.Linear) else f"conv{i}"] = linear
+    conv = isinstance(linear, nn.Conv2d)
+    layers[f"conv{i}" if conv else f"fc{i}"] = linear
     if norm is not None:
         layers[f"bn{i}"] = norm
-    layers[f"act{i}"] = ACTIVATIONS[spec.activation]()
-    if spec.dropout > 0 and isinstance(linear, nn.Linear):
+    if not isinstance(linear, Maxout):  # the max over pieces is Maxout's nonlinearity
+        layers[f"act{i}"] = ACTIVATIONS[spec.activation]()
+    if spec.dropout > 0 and not conv:
         layers[f"drop{i}"] = nn.Dropout(spec.dropout)
+
+
+def _fc(spec: ModelSpec, width: int, units: int, bias: bool) -> nn.Module:
+    """A hidden fully connected layer of the kind model.layer names (LECTURES.md §1)."""
+    if spec.layer == "maxout":
+        return Maxout(width, units, pieces=spec.maxout_pieces, bias=bias)
+    if spec.layer == "dropconnect":
+        return DropConnectLinear(width, units, p=spec.dropconnect_p, bias=bias)
+    return nn.Linear(width, units, bias=bias)
 
 
 def _use_bias(spec: ModelSpec) -> bool:
@@ -37,9 +53,15 @@ def _use_bias(spec: ModelSpec) -> bool:
 
 
 def _preprocess(spec: Spec, data: Dataset) -> OrderedDict:
-    if spec.data.preprocess == "none" or not data.train.x.dtype.is_floating_point:
+    d = spec.data
+    if d.preprocess == "none" or not data.train.x.dtype.is_floating_point:
         return OrderedDict()
-    return OrderedDict(prep=Preprocess.fit(data.train.x, spec.data.preprocess))
+    return OrderedDict(prep=Preprocess.fit(data.train.x, d.preprocess, d.pca_components, d.whiten_eps))
+
+
+def _input_shape(layers: OrderedDict, data: Dataset) -> tuple:
+    """One example's shape as the first weight layer sees it: PCA changes it to (k,)."""
+    return layers["prep"].out_shape if "prep" in layers else tuple(data.input_shape)
 
 
 def build_mlp(spec: Spec, data: Dataset) -> nn.Sequential:
@@ -52,12 +74,12 @@ def build_mlp(spec: Spec, data: Dataset) -> nn.Sequential:
                                        m.embed_dim)
         width = m.embed_dim * math.prod(data.input_shape)
     else:
-        width = math.prod(data.input_shape)
+        width = math.prod(_input_shape(layers, data))
     layers["flatten"] = nn.Flatten()
     bias = _use_bias(m)
     for i, h in enumerate(m.hidden, start=1):
         norm = nn.BatchNorm1d(h, momentum=m.bn_momentum) if m.batchnorm else None
-        _hidden_block(layers, i, nn.Linear(width, h, bias=bias), norm, m)
+        _hidden_block(layers, i, _fc(m, width, h, bias), norm, m)
         width = h
     layers["out"] = nn.Linear(width, data.num_classes)
     if m.output_batchnorm:
@@ -71,6 +93,10 @@ def build_cnn(spec: Spec, data: Dataset) -> nn.Sequential:
     if len(data.input_shape) != 3:
         raise ValueError(f"model.kind 'cnn' needs image inputs (C, H, W), got shape {data.input_shape}")
     layers = _preprocess(spec, data)
+    if len(_input_shape(layers, data)) != 3:
+        raise ValueError(f"data.preprocess '{spec.data.preprocess}' turns each image into a flat vector "
+                         f"of {_input_shape(layers, data)[0]}, which model.kind 'cnn' cannot take; use "
+                         "zca (keeps the image shape) or model.kind 'mlp'")
     c, h, w = data.input_shape
     bias = _use_bias(m)
     pool = nn.MaxPool2d if m.pool == "max" else nn.AvgPool2d
@@ -85,7 +111,7 @@ def build_cnn(spec: Spec, data: Dataset) -> nn.Sequential:
     layers["flatten"] = nn.Flatten()
     width = c * h * w
     for j, units in enumerate(m.hidden, start=len(m.channels) + 1):
-        _hidden_block(layers, j, nn.Linear(width, units), None, m)
+        _hidden_block(layers, j, _fc(m, width, units, True), None, m)
         width = units
     layers["out"] = nn.Linear(width, data.num_classes)
     return nn.Sequential(layers)
@@ -98,7 +124,9 @@ def init_model(model: nn.Module, spec: ModelSpec) -> None:
     out = model.out
     out_bn = getattr(model, "out_bn", None)
     for name, layer in model.named_children():
-        if isinstance(layer, (nn.Linear, nn.Conv2d)) and layer is not out:
+        if isinstance(layer, Maxout):  # each piece is a linear map: gain 1
+            init_layer(layer.linear, spec.init.hidden, "linear")
+        elif isinstance(layer, (nn.Linear, nn.Conv2d)) and layer is not out:
             init_layer(layer, spec.init.hidden, spec.activation)
     out_init = spec.init.output
     if out_bn is not None:
@@ -109,7 +137,15 @@ def init_model(model: nn.Module, spec: ModelSpec) -> None:
         init_layer(out, out_init, "linear")
 
 
+def lsuv_batch(spec: Spec, data: Dataset) -> torch.Tensor:
+    """The training examples LSUV measures on: a fixed draw from the spec's seed."""
+    g = torch.Generator().manual_seed(spec.seed)
+    return data.train.x[torch.randperm(len(data.train), generator=g)[:LSUV_BATCH]]
+
+
 def build_model(spec: Spec, data: Dataset) -> nn.Sequential:
     model = build_mlp(spec, data) if spec.model.kind == "mlp" else build_cnn(spec, data)
     init_model(model, spec.model)
+    if spec.model.init.lsuv:  # replaces the weight init above: orthogonal, then unit output std
+        lsuv_(model, lsuv_batch(spec, data))
     return model

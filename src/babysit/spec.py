@@ -6,7 +6,7 @@ Defaults follow LECTURES.md (Adam's betas, BatchNorm's eps, the MM3 batch of 32)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional, Union, get_args
+from typing import Annotated, Any, Literal, Optional, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -38,6 +38,52 @@ class _Strict(BaseModel):
         return data
 
 
+class _Aug(_Strict):
+    p: float = Field(0.5, ge=0, le=1, description="probability per example")
+
+
+class HFlipAug(_Aug):
+    name: Literal["hflip"]
+
+
+class CropAug(_Aug):
+    name: Literal["crop"]
+    padding: int = Field(4, ge=1)
+    p: float = Field(1.0, ge=0, le=1)
+
+
+class ResizedCropAug(_Aug):
+    name: Literal["resized_crop"]
+    scale: tuple[float, float] = (0.08, 1.0)  # share of the image's area (Inception / torchvision)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)  # aspect ratio of the crop
+    p: float = Field(1.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if not 0 < self.scale[0] <= self.scale[1] <= 1:
+            raise ValueError(f"scale must be (lo, hi) with 0 < lo <= hi <= 1, got {list(self.scale)}")
+        if not 0 < self.ratio[0] <= self.ratio[1]:
+            raise ValueError(f"ratio must be (lo, hi) with 0 < lo <= hi, got {list(self.ratio)}")
+        return self
+
+
+class JitterAug(_Aug):
+    name: Literal["jitter"]
+    brightness: float = Field(0.2, ge=0, lt=1, description="factor drawn from [1-b, 1+b]")
+    contrast: float = Field(0.2, ge=0, lt=1, description="factor drawn from [1-c, 1+c]")
+    p: float = Field(1.0, ge=0, le=1)
+
+
+class PCAColorAug(_Aug):
+    name: Literal["pca_color"]
+    std: float = Field(0.1, gt=0, description="AlexNet: alpha ~ N(0, 0.1)")
+    p: float = Field(1.0, ge=0, le=1)
+
+
+AugmentOp = Annotated[Union[HFlipAug, CropAug, ResizedCropAug, JitterAug, PCAColorAug],
+                      Field(discriminator="name")]
+
+
 class DataSpec(_Strict):
     kind: Literal["names", "digits", "arrays", "images"] = "names"
     path: Optional[str] = None  # names file, .npz/.pt arrays, or an image folder
@@ -47,10 +93,26 @@ class DataSpec(_Strict):
     image_size: Optional[tuple[int, int]] = None  # images: resize to (H, W)
     grayscale: bool = False
     num_classes: Optional[int] = Field(None, ge=2, description="arrays: default 1 + the largest train label")
-    preprocess: Literal["none", "center", "standardize"] = "none"
+    # Fit on the train split, kept in the model (babysit/nn/preprocess.py; LECTURES.md §1).
+    preprocess: Literal["none", "center", "standardize", "mean-image", "channel-mean", "pca",
+                        "pca-whiten", "zca"] = "none"
+    pca_components: Optional[int] = Field(None, ge=1, description="pca / pca-whiten: components kept (k)")
+    whiten_eps: float = Field(1e-5, gt=0, description="pca-whiten / zca: added to each eigenvalue")
+    augment: list[AugmentOp] = Field(default_factory=list, description="training batches only")
 
     @model_validator(mode="after")
     def _check(self):
+        if self.preprocess in ("pca", "pca-whiten") and self.pca_components is None:
+            raise ValueError(f"data.preprocess '{self.preprocess}' needs data.pca_components: k "
+                             "(the number of components kept)")
+        if self.pca_components is not None and self.preprocess not in ("pca", "pca-whiten"):
+            raise ValueError(f"data.pca_components is only used with data.preprocess pca or "
+                             f"pca-whiten, got preprocess '{self.preprocess}'; remove it")
+        if self.kind == "names" and self.preprocess not in ("none", "center", "standardize"):
+            raise ValueError(f"data.preprocess '{self.preprocess}' needs real-valued inputs; names "
+                             "data are character indices (use none)")
+        if self.kind == "names" and self.augment:
+            raise ValueError("data.augment needs image inputs (C, H, W); names data are character indices")
         if any(f < 0 for f in self.split) or abs(sum(self.split) - 1.0) > 1e-6:
             raise ValueError(f"split must be three non-negative fractions summing to 1, got {list(self.split)}")
         if self.split[0] == 0 or self.split[1] == 0:
@@ -73,6 +135,7 @@ class LayerInit(_Strict):
 class InitSpec(_Strict):
     hidden: LayerInit = LayerInit()
     output: LayerInit = LayerInit()
+    lsuv: bool = Field(False, description="after init: LSUV on a training batch (babysit/nn/lsuv.py)")
 
 
 Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "gelu", "silu"]
@@ -89,6 +152,10 @@ class ModelSpec(_Strict):
     dropout: float = Field(0.0, ge=0, lt=1)
     bias: Union[bool, Literal["auto"]] = "auto"  # auto: no bias in front of a BatchNorm
     init: InitSpec = InitSpec()
+    # hidden fully connected layers: linear, Maxout or DropConnect (babysit/nn/blocks.py, LECTURES.md §1)
+    layer: Literal["linear", "maxout", "dropconnect"] = "linear"
+    maxout_pieces: int = Field(2, ge=2, description="layer: maxout; L6's Maxout has 2")
+    dropconnect_p: float = Field(0.5, ge=0, lt=1, description="layer: dropconnect; weight drop rate")
     # cnn
     channels: list[int] = Field(default_factory=lambda: [16, 32])
     kernel_size: int = Field(3, ge=1)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from babysit.data import Dataset, build_data
+from babysit.data.augment import augmented
 from babysit.models import build_model
 from babysit.spec import Spec, dump_spec
 from babysit.train.batches import BatchSampler
@@ -69,7 +70,8 @@ class Trainer:
         self.val_split = self.data.val.to(self.device)
         t = spec.train
         batch = len(self.train_split) if t.batch_size == "full" else t.batch_size
-        self.sampler = BatchSampler(self.train_split, batch, seed=spec.seed)
+        self.sampler = augmented(BatchSampler(self.train_split, batch, seed=spec.seed), spec.data,
+                                 self.train_split, spec.seed)  # data.augment: training batches only
         self.total_steps = t.steps if t.steps is not None else t.epochs * self.sampler.per_epoch
         self.optimizer = build_optimizer(self.model, spec.optim)
         self.penalty = build_penalty(spec)  # None unless train.regularizer adds a term to the loss

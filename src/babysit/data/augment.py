@@ -1,0 +1,209 @@
+"""Data augmentation (LECTURES.md §1, regularization: random flips, random crops, colour jitter)
+as batched tensor operations on the device where the batch already lies: no per-example Python,
+no copy to the host. Training batches only; evaluation never sees it.
+
+Each op is a small class registered by name in OPS (the names of `data.augment` in the spec).
+Every random draw comes from the pipeline's own torch.Generator on the data's device, seeded from
+the spec, so a run is reproducible and its generator state goes into the checkpoint for resume.
+torchvision's transforms would do this, but torchvision does not import beside our torch build.
+
+Digits (1x8x8) are not mirror-symmetric: a flipped 2 or 7 is no longer that digit, so hflip is
+not label-preserving there; use crop / jitter for digits.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from babysit.data.base import DataError, Split
+
+SEED_STREAM = 0x5EED  # xor-ed into the spec's seed: a stream apart from the batch sampler's
+
+OPS: dict[str, type["Augment"]] = {}
+
+
+def register(cls):
+    OPS[cls.name] = cls
+    return cls
+
+
+def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=g, device=g.device)
+
+
+class Augment:
+    """One op: `fit` sees the training inputs once (most ignore them); `__call__` maps a batch
+    (N, C, H, W) to a batch of the same shape, each example drawn independently."""
+
+    name = ""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def fit(self, x_train: torch.Tensor) -> None:
+        pass
+
+    def chosen(self, n: int, g: torch.Generator) -> torch.Tensor:
+        """(N, 1, 1, 1) mask of the examples this op changes (probability spec.p)."""
+        return (torch.rand(n, generator=g, device=g.device) < self.spec.p).view(n, 1, 1, 1)
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@register
+class HFlip(Augment):
+    """Mirror left-right. Not label-preserving for digits or text."""
+
+    name = "hflip"
+
+    def __call__(self, x, g):
+        return torch.where(self.chosen(len(x), g), x.flip(-1), x)
+
+
+def crop_at(padded: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Per-example (h, w) windows of a padded batch at offsets top[i], left[i], in one gather."""
+    n = len(padded)
+    rows = (top.view(n, 1) + torch.arange(h, device=padded.device)).view(n, 1, h, 1)
+    cols = (left.view(n, 1) + torch.arange(w, device=padded.device)).view(n, 1, 1, w)
+    batch = torch.arange(n, device=padded.device).view(n, 1, 1, 1)
+    chan = torch.arange(padded.shape[1], device=padded.device).view(1, -1, 1, 1)
+    return padded[batch, chan, rows, cols]
+
+
+@register
+class Crop(Augment):
+    """Zero-pad by `padding` on every side, then cut a window of the original size at a random
+    offset: the content shifts by up to `padding` pixels each way (the CIFAR recipe)."""
+
+    name = "crop"
+
+    def __call__(self, x, g):
+        n, _, h, w = x.shape
+        p = self.spec.padding
+        top = torch.randint(0, 2 * p + 1, (n,), generator=g, device=g.device)
+        left = torch.randint(0, 2 * p + 1, (n,), generator=g, device=g.device)
+        keep = ~self.chosen(n, g).view(n)
+        top, left = torch.where(keep, p, top), torch.where(keep, p, left)  # offset p: unchanged
+        return crop_at(F.pad(x, (p, p, p, p)), top, left, h, w)
+
+
+@register
+class ResizedCrop(Augment):
+    """A random box (area share in `scale`, aspect in `ratio`, log-uniform as Inception's),
+    resized back to the full image by bilinear sampling: one affine grid for the whole batch."""
+
+    name = "resized_crop"
+
+    def __call__(self, x, g):
+        n = len(x)
+        area = _uniform(n, *self.spec.scale, g)
+        log_r = _uniform(n, math.log(self.spec.ratio[0]), math.log(self.spec.ratio[1]), g)
+        bw = (area * log_r.exp()).sqrt().clamp(max=1.0)  # box width / image width
+        bh = (area / log_r.exp()).sqrt().clamp(max=1.0)
+        cx = (2 * torch.rand(n, generator=g, device=g.device) - 1) * (1 - bw)  # box centre in [-1, 1]
+        cy = (2 * torch.rand(n, generator=g, device=g.device) - 1) * (1 - bh)
+        keep = ~self.chosen(n, g).view(n)
+        one, zero = torch.ones_like(bw), torch.zeros_like(bw)
+        bw, bh = torch.where(keep, one, bw), torch.where(keep, one, bh)
+        cx, cy = torch.where(keep, zero, cx), torch.where(keep, zero, cy)
+        theta = torch.stack([torch.stack([bw, zero, cx], 1), torch.stack([zero, bh, cy], 1)], 1)
+        grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+@register
+class Jitter(Augment):
+    """Brightness: x * b, b ~ U[1 - brightness, 1 + brightness]; contrast: the image's deviation
+    from its own mean scaled by c ~ U[1 - contrast, 1 + contrast] (torchvision's factors, no clamp:
+    the inputs need not lie in [0, 1])."""
+
+    name = "jitter"
+
+    def __call__(self, x, g):
+        n = len(x)
+        b = _uniform(n, 1 - self.spec.brightness, 1 + self.spec.brightness, g).view(n, 1, 1, 1)
+        c = _uniform(n, 1 - self.spec.contrast, 1 + self.spec.contrast, g).view(n, 1, 1, 1)
+        y = x * b
+        mean = y.mean(dim=(1, 2, 3), keepdim=True)
+        y = (y - mean) * c + mean
+        return torch.where(self.chosen(n, g), y, x)
+
+
+@register
+class PCAColor(Augment):
+    """AlexNet's colour jitter: add sum_i alpha_i * lambda_i * p_i to every pixel of an image,
+    with (lambda_i, p_i) the eigenpairs of the training pixels' channel covariance and
+    alpha_i ~ N(0, std). With one channel it is an intensity jitter: alpha * variance."""
+
+    name = "pca_color"
+
+    def fit(self, x_train):
+        c = x_train.shape[1]
+        pixels = x_train.permute(0, 2, 3, 1).reshape(-1, c).double()
+        vals, vecs = torch.linalg.eigh(torch.cov(pixels.T).reshape(c, c))
+        self.vals, self.vecs = vals.clamp_min(0).to(x_train.dtype), vecs.to(x_train.dtype)
+
+    def __call__(self, x, g):
+        n, c = x.shape[:2]
+        alpha = torch.randn(n, c, generator=g, device=g.device) * self.spec.std
+        shift = (alpha * self.vals.to(x.device)) @ self.vecs.to(x.device).T  # (N, C)
+        return torch.where(self.chosen(n, g), x + shift.view(n, c, 1, 1), x)
+
+
+def check_images(x: torch.Tensor, where: str) -> None:
+    if not x.dtype.is_floating_point or x.ndim != 4:
+        raise DataError(f"{where} needs image inputs (N, C, H, W) of floats, got inputs of shape "
+                        f"{tuple(x.shape)} and dtype {x.dtype}")
+
+
+class Pipeline:
+    """The spec's ops in order, with one generator on the data's device."""
+
+    def __init__(self, specs: list, x_train: torch.Tensor, seed: int):
+        check_images(x_train, "data.augment")
+        self.ops = [OPS[s.name](s) for s in specs]
+        for op in self.ops:
+            op.fit(x_train)
+        self.gen = torch.Generator(device=x_train.device).manual_seed(seed ^ SEED_STREAM)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for op in self.ops:
+            x = op(x, self.gen)
+        return x
+
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gen.set_state(state["gen"])
+
+
+class AugmentedSampler:
+    """A BatchSampler whose batches pass through the pipeline; everything else is the sampler's."""
+
+    def __init__(self, sampler, pipeline: Pipeline):
+        self.sampler, self.pipeline = sampler, pipeline
+
+    def __getattr__(self, name):
+        return getattr(self.sampler, name)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.sampler.next()
+        return self.pipeline(x), y
+
+    def state_dict(self) -> dict:
+        return {**self.sampler.state_dict(), "augment": self.pipeline.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.load_state_dict(state)
+        self.pipeline.load_state_dict(state["augment"])
+
+
+def augmented(sampler, data_spec, train: Split, seed: int):
+    """The sampler itself when data.augment is empty, else it wrapped in the augmentation."""
+    if not data_spec.augment:
+        return sampler
+    return AugmentedSampler(sampler, Pipeline(data_spec.augment, train.x, seed))
