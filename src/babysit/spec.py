@@ -48,9 +48,16 @@ class DataSpec(_Strict):
     grayscale: bool = False
     num_classes: Optional[int] = Field(None, ge=2, description="arrays: default 1 + the largest train label")
     preprocess: Literal["none", "center", "standardize"] = "none"
+    classes: Optional[list[int]] = Field(None, description="keep only these labels, relabelled 0..k-1 in this order")
 
     @model_validator(mode="after")
     def _check(self):
+        if self.classes is not None:
+            if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes) or min(self.classes) < 0:
+                raise ValueError(f"classes must list at least 2 distinct labels >= 0, got {self.classes}")
+            if self.kind == "names":
+                raise ValueError("classes is for labelled data (digits, arrays, images), not names "
+                                 "(its labels are the next character)")
         if any(f < 0 for f in self.split) or abs(sum(self.split) - 1.0) > 1e-6:
             raise ValueError(f"split must be three non-negative fractions summing to 1, got {list(self.split)}")
         if self.split[0] == 0 or self.split[1] == 0:
@@ -150,6 +157,13 @@ class EarlyStopSpec(_Strict):
     min_delta: float = Field(0.0, ge=0)
 
 
+class EMASpec(_Strict):
+    """Polyak averaging (LECTURES.md §1, L7): an exponential average of the weights, evaluated
+    with BatchNorm statistics recomputed on the train split."""
+
+    decay: float = Field(0.999, gt=0, lt=1, description="weight of the old average per step")
+
+
 class TrainSpec(_Strict):
     steps: Optional[int] = Field(None, ge=1)
     epochs: Optional[int] = Field(None, ge=1)
@@ -160,6 +174,9 @@ class TrainSpec(_Strict):
     grad_clip: Optional[float] = Field(None, gt=0)
     early_stopping: Optional[EarlyStopSpec] = None
     device: str = "auto"
+    snapshots: bool = Field(False, description="snapshot ensemble: save the weights at the end of each "
+                                               "cosine_restarts cycle and evaluate their average")
+    ema: Optional[EMASpec] = None
 
     @field_validator("batch_size")
     @classmethod
@@ -189,6 +206,13 @@ class WatchSpec(_Strict):
     grad_norm_every_step: bool = Field(False, description="global gradient norm at every step")
 
 
+class FinetuneSpec(_Strict):
+    """`babysit finetune`: the head alone first, then everything with a lower lr for the body (L7)."""
+
+    head_steps: int = Field(200, ge=0, description="steps training the new head with the body frozen")
+    body_lr_factor: float = Field(0.1, gt=0, le=1, description="body lr = optim.lr x this after the head phase")
+
+
 class Spec(_Strict):
     name: str = "run"
     seed: int = 0
@@ -198,6 +222,7 @@ class Spec(_Strict):
     schedule: ScheduleSpec = ScheduleSpec()
     train: TrainSpec = TrainSpec(steps=1000)
     watch: WatchSpec = WatchSpec()
+    finetune: FinetuneSpec = FinetuneSpec()
 
     @model_validator(mode="after")
     def _check(self):
@@ -217,6 +242,9 @@ class Spec(_Strict):
         if self.model.embed_dim and self.data.kind != "names":
             raise ValueError(f"model.embed_dim is for character data (data.kind: names), not "
                              f"'{self.data.kind}'; remove it")
+        if self.train.snapshots and self.schedule.name != "cosine_restarts":
+            raise ValueError(f"train.snapshots needs schedule.name: cosine_restarts (a snapshot at the end "
+                             f"of each cycle), got '{self.schedule.name}'; set schedule.cycle_steps too")
         if self.data.kind == "names" and self.model.kind != "mlp":
             raise ValueError(f"names data needs model.kind 'mlp' (with embed_dim), got '{self.model.kind}'")
         return self
