@@ -50,11 +50,16 @@ class DataSpec(_Strict):
     preprocess: Literal["none", "center", "standardize"] = "none"
     classes: Optional[list[int]] = Field(None, description="keep only these labels, relabelled 0..k-1 in this order")
 
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, v):
+        if v is not None and (len(v) < 2 or len(set(v)) != len(v) or min(v) < 0):
+            raise ValueError("must list at least 2 distinct labels >= 0, e.g. [5, 6, 7, 8, 9]")
+        return v
+
     @model_validator(mode="after")
     def _check(self):
         if self.classes is not None:
-            if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes) or min(self.classes) < 0:
-                raise ValueError(f"classes must list at least 2 distinct labels >= 0, got {self.classes}")
             if self.kind == "names":
                 raise ValueError("classes is for labelled data (digits, arrays, images), not names "
                                  "(its labels are the next character)")
