@@ -55,6 +55,9 @@ def ensemble(runs, split, weights, snapshots, as_json):
     from babysit.runs import load_run
     from babysit.train.ensemble import check_same_data, evaluate_ensemble, member_dirs
 
+    if snapshots and weights != "last":
+        raise click.UsageError("--snapshots uses each run's snapshot files; --weights applies to whole runs, "
+                               "so give one of them")
     dirs = member_dirs(runs)
     loaded = [load_run(d, weights=weights) for d in dirs]
     check_same_data(loaded, [str(d) for d in dirs], split)

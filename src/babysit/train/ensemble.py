@@ -17,8 +17,8 @@ from babysit.train.evaluate import EVAL_CHUNK
 
 
 @torch.no_grad()
-def ensemble_log_probs(models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    """log of the mean of the members' probabilities, computed as logsumexp - log M (stable)."""
+def member_log_probs(models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """Each member's log-probabilities in eval mode, stacked: (members, examples, classes)."""
     if not models:
         raise ValueError("an ensemble needs at least one member, got none")
     device = next(models[0].parameters()).device
@@ -26,13 +26,21 @@ def ensemble_log_probs(models: Sequence[nn.Module], x: torch.Tensor) -> torch.Te
     for m in models:
         was_training = m.training
         m.eval()
-        dev = next(m.parameters()).device
-        logps.append(F.log_softmax(m(x.to(dev)).float(), dim=1).to(device))
+        logps.append(F.log_softmax(m(x.to(next(m.parameters()).device)).float(), dim=1).to(device))
         m.train(was_training)
-    widths = {lp.shape[1] for lp in logps}
+    widths = sorted({lp.shape[1] for lp in logps})
     if len(widths) > 1:
-        raise ValueError(f"ensemble members predict different numbers of classes: {sorted(widths)}")
-    return torch.logsumexp(torch.stack(logps), dim=0) - math.log(len(logps))
+        raise ValueError(f"ensemble members predict different numbers of classes: {widths}")
+    return torch.stack(logps)
+
+
+def average_log_probs(logps: torch.Tensor) -> torch.Tensor:
+    """log of the mean of the members' probabilities: logsumexp - log M (stable)."""
+    return torch.logsumexp(logps, dim=0) - math.log(logps.shape[0])
+
+
+def ensemble_log_probs(models: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    return average_log_probs(member_log_probs(models, x))
 
 
 @torch.no_grad()
@@ -47,14 +55,11 @@ def evaluate_ensemble(models: Sequence[nn.Module], split: Split, chunk: int = EV
     member_correct = torch.zeros(len(models), device=device, dtype=torch.long)
     for i in range(0, len(split), chunk):
         x, y = split.x[i:i + chunk].to(device), split.y[i:i + chunk].to(device)
-        logp = ensemble_log_probs(models, x)
+        logps = member_log_probs(models, x)
+        logp = average_log_probs(logps)
         loss_sum += F.nll_loss(logp, y, reduction="sum")
         correct += (logp.argmax(1) == y).sum()
-        for k, m in enumerate(models):
-            was_training = m.training
-            m.eval()
-            member_correct[k] += (m(x.to(next(m.parameters()).device)).argmax(1).to(device) == y).sum()
-            m.train(was_training)
+        member_correct += (logps.argmax(2) == y).sum(1)
     n = len(split)
     member_acc = (member_correct.double() / n).tolist()
     return {"loss": loss_sum.item() / n, "acc": correct.item() / n, "members": len(models),
