@@ -35,7 +35,7 @@ def snapshot_run(spec, run_dir: Path, test) -> tuple[float, float]:
     members = []
     for p in snapshot_paths(run_dir):
         m = copy.deepcopy(t.model)
-        m.load_state_dict(torch.load(p, weights_only=True)["model"])
+        m.load_state_dict(torch.load(p, map_location=t.device, weights_only=True)["model"])
         members.append(m)
     r = evaluate_ensemble(members, test)
     return r["acc"], r["member_acc"][-1]

@@ -166,6 +166,7 @@ class EMASpec(_Strict):
     """Polyak averaging (LECTURES.md §1, L7): an exponential average of the weights, evaluated
     with BatchNorm statistics recomputed on the train split."""
 
+    # 0.999: an average over about the last 1,000 steps (1 / (1 - decay)), torch's usual EMA setting
     decay: float = Field(0.999, gt=0, lt=1, description="weight of the old average per step")
 
 
@@ -214,6 +215,8 @@ class WatchSpec(_Strict):
 class FinetuneSpec(_Strict):
     """`babysit finetune`: the head alone first, then everything with a lower lr for the body (L7)."""
 
+    # 200 steps: enough for a fresh linear head on the presets' small data sets to settle (L7's
+    # "train the last layer alone" first); set it to the run's length for a head-only fine-tune.
     head_steps: int = Field(200, ge=0, description="steps training the new head with the body frozen")
     body_lr_factor: float = Field(0.1, gt=0, le=1, description="body lr = optim.lr x this after the head phase")
 
