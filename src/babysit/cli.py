@@ -61,7 +61,9 @@ def _train(spec, out: Path | None, resume: bool, quiet: bool) -> tuple[dict, Pat
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<name>, never overwritten).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint, exactly.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(spec, overrides, out, resume, quiet):
+@click.option("--seeds", type=click.IntRange(min=1), help="Train N independent members (seeds seed..seed+N-1) "
+              "into OUT/member-K and evaluate their ensemble.")
+def train(spec, overrides, out, resume, quiet, seeds):
     """Train from SPEC: a YAML file or a preset name (see `babysit presets`).
 
     With --resume, the run continues from RUN_DIR/checkpoint.pt with the run's own spec.yaml.
@@ -82,6 +84,12 @@ def train(spec, overrides, out, resume, quiet):
         if changed:
             click.echo(f"note: resuming with {out / 'spec.yaml'}; {spec} differs in: {', '.join(changed)}")
         spec = str(out / "spec.yaml")
+    if seeds:
+        from babysit.cli_ensembles import train_seeds
+
+        if resume:
+            raise click.UsageError("--resume continues one run; resume each member with --out OUT/member-K")
+        return train_seeds(load_spec(spec, list(overrides)), out, seeds, quiet)
     _train(load_spec(spec, list(overrides)), out, resume, quiet)
 
 
@@ -111,17 +119,19 @@ def demo(steps, out, count):
 @main.command("eval")
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True)
+@click.option("--weights", type=click.Choice(["last", "ema"]), default="last", show_default=True,
+              help="The last checkpoint, or the EMA average of the weights (train.ema).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @click.option("--tta", type=click.Choice(["flip", "tencrop", "fivecrop"]),
               help="Test-time augmentation (images): average the probabilities over the image and its mirror, "
                    "10 crops (corners, centre, mirrored) or 5 (no mirrors: digits, text).")
-def eval_cmd(run, split, as_json, tta):
+def eval_cmd(run, split, weights, as_json, tta):
     """Evaluate a finished (or checkpointed) RUN on a split: loss and accuracy."""
     from babysit.runs import load_run
     from babysit.train.evaluate import evaluate
     from babysit.train.tta import evaluate_tta
 
-    loaded = load_run(run)
+    loaded = load_run(run, weights=weights)
     part = loaded.data.splits()[split]
     if len(part) == 0:
         raise click.ClickException(f"the {split} split of {run} is empty")
@@ -251,6 +261,11 @@ def presets():
         first = path.read_text().splitlines()[0].lstrip("# ")
         click.echo(f"{path.stem:22s} {first}")
 
+
+from babysit.cli_ensembles import ensemble, finetune  # noqa: E402
+
+main.add_command(ensemble)
+main.add_command(finetune)
 
 if __name__ == "__main__":
     main()

@@ -37,14 +37,22 @@ class LoadedRun:
     step: int
 
 
-def load_run(run_dir: Path | str, device: str = "auto") -> LoadedRun:
+WEIGHTS = ("last", "ema")  # checkpoint.pt, or the EMA average (train.ema) in ema.pt
+
+
+def load_run(run_dir: Path | str, device: str = "auto", weights: str = "last") -> LoadedRun:
     run_dir = Path(run_dir)
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     if not (run_dir / "spec.yaml").is_file():
         raise CheckpointError(f"{run_dir} is not a babysit run (no spec.yaml); "
                               "give the directory that `babysit train` wrote")
     spec = load_spec(run_dir / "spec.yaml")
     dev = select_device(device)
-    state = load_checkpoint(run_dir / CHECKPOINT, map_location=dev)
+    if weights == "ema" and not (run_dir / "ema.pt").is_file():
+        raise CheckpointError(f"{run_dir} has no ema.pt; train it with train.ema (e.g. --set "
+                              "'train.ema={decay: 0.999}') or use --weights last")
+    state = load_checkpoint(run_dir / (CHECKPOINT if weights == "last" else "ema.pt"), map_location=dev)
     data = build_data(spec.data)
     model = build_model(spec, data).to(dev)
     model.load_state_dict(state["model"])

@@ -99,6 +99,14 @@ class DataSpec(_Strict):
     pca_components: Optional[int] = Field(None, ge=1, description="pca / pca-whiten: components kept (k)")
     whiten_eps: float = Field(1e-5, gt=0, description="pca-whiten / zca: added to each eigenvalue")
     augment: list[AugmentOp] = Field(default_factory=list, description="training batches only")
+    classes: Optional[list[int]] = Field(None, description="keep only these labels, relabelled 0..k-1 in this order")
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, v):
+        if v is not None and (len(v) < 2 or len(set(v)) != len(v) or min(v) < 0):
+            raise ValueError("must list at least 2 distinct labels >= 0, e.g. [5, 6, 7, 8, 9]")
+        return v
 
     @model_validator(mode="after")
     def _check(self):
@@ -113,6 +121,9 @@ class DataSpec(_Strict):
                              "data are character indices (use none)")
         if self.kind == "names" and self.augment:
             raise ValueError("data.augment needs image inputs (C, H, W); names data are character indices")
+        if self.classes is not None and self.kind == "names":
+            raise ValueError("classes is for labelled data (digits, arrays, images), not names "
+                             "(its labels are the next character)")
         if any(f < 0 for f in self.split) or abs(sum(self.split) - 1.0) > 1e-6:
             raise ValueError(f"split must be three non-negative fractions summing to 1, got {list(self.split)}")
         if self.split[0] == 0 or self.split[1] == 0:
@@ -234,6 +245,14 @@ class RegularizerSpec(_Strict):
         return v
 
 
+class EMASpec(_Strict):
+    """Polyak averaging (LECTURES.md §1, L7): an exponential average of the weights, evaluated
+    with BatchNorm statistics recomputed on the train split."""
+
+    # 0.999: an average over about the last 1,000 steps (1 / (1 - decay)), torch's usual EMA setting
+    decay: float = Field(0.999, gt=0, lt=1, description="weight of the old average per step")
+
+
 class TrainSpec(_Strict):
     steps: Optional[int] = Field(None, ge=1)
     epochs: Optional[int] = Field(None, ge=1)
@@ -246,6 +265,9 @@ class TrainSpec(_Strict):
     regularizer: Optional[RegularizerSpec] = None
     preflight: bool = Field(False, description="run the babysitting checklist first; a failed check stops the run")
     device: str = "auto"
+    snapshots: bool = Field(False, description="snapshot ensemble: save the weights at the end of each "
+                                               "cosine_restarts cycle and evaluate their average")
+    ema: Optional[EMASpec] = None
 
     @field_validator("batch_size")
     @classmethod
@@ -275,6 +297,16 @@ class WatchSpec(_Strict):
     grad_norm_every_step: bool = Field(False, description="global gradient norm at every step")
 
 
+class FinetuneSpec(_Strict):
+    """`babysit finetune`: the head alone first, then everything with a lower lr for the body (L7)."""
+
+    # 200: an uncalibrated default (L7 gives no number). On digits 0-4 -> 5-9 a 10-step head phase
+    # with body_lr_factor 1 transferred best (tests/train/test_finetune.py); head_steps = train.steps
+    # is a head-only fine-tune, L7's advice for very small data.
+    head_steps: int = Field(200, ge=0, description="steps training the new head with the body frozen")
+    body_lr_factor: float = Field(0.1, gt=0, le=1, description="body lr = optim.lr x this after the head phase")
+
+
 class Spec(_Strict):
     name: str = "run"
     seed: int = 0
@@ -284,6 +316,7 @@ class Spec(_Strict):
     schedule: ScheduleSpec = ScheduleSpec()
     train: TrainSpec = TrainSpec(steps=1000)
     watch: WatchSpec = WatchSpec()
+    finetune: FinetuneSpec = FinetuneSpec()
 
     @model_validator(mode="after")
     def _check(self):
@@ -303,6 +336,9 @@ class Spec(_Strict):
         if self.model.embed_dim and self.data.kind != "names":
             raise ValueError(f"model.embed_dim is for character data (data.kind: names), not "
                              f"'{self.data.kind}'; remove it")
+        if self.train.snapshots and self.schedule.name != "cosine_restarts":
+            raise ValueError(f"train.snapshots needs schedule.name: cosine_restarts (a snapshot at the end "
+                             f"of each cycle), got '{self.schedule.name}'; set schedule.cycle_steps too")
         if self.data.kind == "names" and self.model.kind != "mlp":
             raise ValueError(f"names data needs model.kind 'mlp' (with embed_dim), got '{self.model.kind}'")
         return self

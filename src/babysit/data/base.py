@@ -112,4 +112,29 @@ def build_data(spec: DataSpec) -> Dataset:
 
     builders = {"names": names.load, "digits": digits.load, "arrays": files.load_arrays,
                 "images": files.load_images}
-    return builders[spec.kind](spec)
+    data = builders[spec.kind](spec)
+    return data if spec.classes is None else keep_classes(data, spec.classes)
+
+
+def keep_classes(data: Dataset, classes: list[int]) -> Dataset:
+    """data.classes: only these labels, relabelled by their position in the list (transfer
+    learning: pre-train on some classes, fine-tune on others). Filtered after the split, so an
+    example stays in the same split whichever classes are kept."""
+    bad = [c for c in classes if c >= data.num_classes]
+    if bad:
+        raise DataError(f"data.classes {bad} out of range for {data.source} with {data.num_classes} "
+                        f"classes: valid labels are 0..{data.num_classes - 1}")
+    lookup = torch.full((data.num_classes,), -1, dtype=torch.long)
+    lookup[torch.tensor(classes)] = torch.arange(len(classes))
+
+    def subset(part: Split) -> Split:
+        new = lookup[part.y]
+        keep = new >= 0
+        return Split(part.x[keep], new[keep])
+
+    train, val, test = (subset(p) for p in (data.train, data.val, data.test))
+    for name, part in (("train", train), ("val", val)):
+        if len(part) == 0:
+            raise DataError(f"{data.source}, {name} split: no examples of data.classes {classes}")
+    return Dataset(train, val, test, num_classes=len(classes), input_shape=data.input_shape,
+                   vocab=data.vocab, source=f"{data.source} classes {classes}", extra=dict(data.extra))

@@ -53,3 +53,27 @@ class ProgressBar(Callback):
     def on_train_end(self, trainer, summary: dict) -> None:
         self.progress.update(self.task, completed=trainer.step, refresh=True)
         self.progress.stop()
+
+
+def extend_summary(trainer, summary: dict, **items) -> None:
+    """A callback's own results at the end of a run: into the returned summary and summary.json."""
+    import json
+
+    from babysit.train.checkpoint import atomic_write_text
+    from babysit.train.trainer import SUMMARY
+
+    summary.update(items)
+    atomic_write_text(trainer.run_dir / SUMMARY, json.dumps(summary, indent=2))
+
+
+def from_spec(spec) -> list[Callback]:
+    """The callbacks a spec asks for (train.ema, train.snapshots): every Trainer honours them."""
+    from babysit.train.averaging import EMA
+    from babysit.train.snapshots import Snapshots
+
+    out: list[Callback] = []
+    if spec.train.ema is not None:
+        out.append(EMA(spec.train.ema.decay))
+    if spec.train.snapshots:
+        out.append(Snapshots())
+    return out

@@ -21,7 +21,7 @@ from babysit.data.augment import augmented
 from babysit.models import build_model
 from babysit.spec import Spec, dump_spec
 from babysit.train.batches import BatchSampler
-from babysit.train.callbacks import Callback, ProgressBar
+from babysit.train.callbacks import Callback, ProgressBar, from_spec
 from babysit.train.checkpoint import (CHECKPOINT, atomic_write_text, load_checkpoint, rng_state,
                                       save_checkpoint, set_rng_state)
 from babysit.train.evaluate import evaluate
@@ -76,7 +76,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, spec.optim)
         self.penalty = build_penalty(spec)  # None unless train.regularizer adds a term to the loss
         self.schedule = Schedule(self.optimizer, spec.schedule, self.total_steps)
-        self.callbacks = list(callbacks) + ([ProgressBar()] if progress else [])
+        self.callbacks = from_spec(spec) + list(callbacks) + ([ProgressBar()] if progress else [])
         self.record = Record(self.run_dir)
         self.step = 0
         self.elapsed = 0.0  # wall seconds of earlier sessions of this run (resume)

@@ -1,0 +1,57 @@
+"""Polyak averaging / EMA of the weights (LECTURES.md §1, L7) with torch's AveragedModel. The
+average of the weights is not the average of the BatchNorm statistics those weights produce, so
+the averaged model's BN running statistics are recomputed on the train split at the end."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
+
+from babysit.data import Split
+from babysit.train.callbacks import Callback, extend_summary
+from babysit.train.checkpoint import save_checkpoint
+from babysit.train.evaluate import EVAL_CHUNK, evaluate
+
+EMA_FILE = "ema.pt"
+
+
+@torch.no_grad()
+def recompute_bn(model: nn.Module, split: Split, chunk: int = EVAL_CHUNK) -> bool:
+    """Fresh BN running statistics: the plain average over the split, batches of `chunk` (torch's
+    update_bn). False when the model has no BatchNorm (nothing to do)."""
+    if not any(isinstance(m, _BatchNorm) for m in model.modules()):
+        return False
+    device = next(model.parameters()).device
+    update_bn([split.x[i:i + chunk] for i in range(0, len(split), chunk)], model, device=device)
+    return True
+
+
+class EMA(Callback):
+    """train.ema: an exponential moving average updated after every optimizer step; at the end
+    RUN/ema.pt holds it (`babysit eval RUN --weights ema`) and the summary has ema_val_*."""
+
+    def __init__(self, decay: float):
+        self.decay = decay
+        self.averaged: AveragedModel | None = None
+
+    def on_train_begin(self, trainer) -> None:
+        # use_buffers=False: buffers (BN statistics) are not averaged but recomputed at the end.
+        self.averaged = AveragedModel(trainer.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay))
+
+    def on_step_end(self, trainer, step: int, loss: torch.Tensor) -> None:
+        self.averaged.update_parameters(trainer.model)
+
+    def on_train_end(self, trainer, summary: dict) -> None:
+        model = self.averaged.module
+        recompute_bn(model, trainer.train_split)
+        val = evaluate(model, trainer.val_split)
+        save_ema(trainer.run_dir, model, trainer.step, self.decay)
+        extend_summary(trainer, summary, ema_val_loss=val["loss"], ema_val_acc=val["acc"],
+                       ema_decay=self.decay)
+
+
+def save_ema(run_dir: Path, model: nn.Module, step: int, decay: float) -> None:
+    save_checkpoint(Path(run_dir) / EMA_FILE, {"model": model.state_dict(), "step": step, "decay": decay})

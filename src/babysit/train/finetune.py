@@ -1,0 +1,105 @@
+"""Transfer learning (LECTURES.md §1, L7): start from a trained babysit run, re-initialize the
+head for the new classes, train the head alone with the body frozen, then fine-tune everything
+with a lower learning rate for the body (so the head's large early gradients do not wreck the
+features the body learnt). The body includes the input preprocessing it was trained with."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from babysit.data import Dataset
+from babysit.spec import Spec
+from babysit.train.callbacks import Callback, extend_summary
+from babysit.train.checkpoint import CHECKPOINT, load_checkpoint
+from babysit.train.optim import Schedule
+from babysit.train.trainer import Trainer, TrainingError
+
+HEAD = ("out", "out_bn")  # the layers re-initialized for the new classes (models.py names them)
+
+
+def is_head(key: str) -> bool:
+    return key.split(".", 1)[0] in HEAD
+
+
+def load_body(model: nn.Module, source: dict, source_name: str) -> None:
+    """Copy every non-head tensor of `source` into `model`; the head keeps its fresh init.
+    The bodies must match key for key and shape for shape, or nothing is copied."""
+    target = {k: v for k, v in model.state_dict().items() if not is_head(k)}
+    body = {k: v for k, v in source.items() if not is_head(k)}
+    only_src, only_new = sorted(body.keys() - target.keys()), sorted(target.keys() - body.keys())
+    shapes = [f"{k}: {tuple(body[k].shape)} in {source_name} vs {tuple(target[k].shape)} in the new spec"
+              for k in sorted(body.keys() & target.keys()) if body[k].shape != target[k].shape]
+    if only_src or only_new or shapes:
+        parts = ([f"only in {source_name}: {', '.join(only_src)}"] if only_src else []) + \
+                ([f"only in the new spec: {', '.join(only_new)}"] if only_new else []) + shapes
+        raise TrainingError("cannot fine-tune: the body of the new spec's model differs from the run's ("
+                            + "; ".join(parts) + "). Keep model.* and data.preprocess as in the source run; "
+                            "only the head (out, out_bn) may change")
+    model.load_state_dict(body, strict=False)
+
+
+def split_optimizer(optimizer: torch.optim.Optimizer, body: set[int], factor: float) -> torch.optim.Optimizer:
+    """The same optimizer with each group split in a body part (lr x factor) and a head part."""
+    if isinstance(optimizer, torch.optim.LBFGS):
+        raise TrainingError("finetune needs per-layer learning rates, which optim 'lbfgs' lacks in torch; "
+                            "use sgd, adam, adamw, rmsprop or adagrad")
+    groups = []
+    for g in optimizer.param_groups:
+        for is_body in (True, False):
+            params = [p for p in g["params"] if (id(p) in body) == is_body]
+            if params:
+                groups.append({"params": params, "weight_decay": g["weight_decay"],
+                               "lr": g["lr"] * (factor if is_body else 1.0)})
+    return type(optimizer)(groups, **optimizer.defaults)
+
+
+class HeadFirst(Callback):
+    """Freezes the body (no gradients, BatchNorm running statistics held) for the first
+    `head_steps` steps, then releases it."""
+
+    def __init__(self, model: nn.Module, head_steps: int, source: str, factor: float):
+        self.head_steps, self.source, self.factor = head_steps, source, factor
+        self.body = [p for n, p in model.named_parameters() if not is_head(n)]
+        self.body_bn = [m for n, m in model.named_modules() if isinstance(m, _BatchNorm) and not is_head(n)]
+        self.momenta: list = []
+
+    def on_train_begin(self, trainer) -> None:
+        if self.head_steps > trainer.total_steps:
+            raise TrainingError(f"finetune.head_steps ({self.head_steps}) exceeds the run's "
+                                f"{trainer.total_steps} steps; lower it or raise train.steps")
+        if trainer.step < self.head_steps:
+            for p in self.body:
+                p.requires_grad_(False)
+            self.momenta = [m.momentum for m in self.body_bn]
+            for m in self.body_bn:
+                m.momentum = 0.0  # running = (1 - 0) * running: the statistics stay put
+
+    def on_step_end(self, trainer, step: int, loss: torch.Tensor) -> None:
+        if step == self.head_steps:
+            for p in self.body:
+                p.requires_grad_(True)
+            for m, mom in zip(self.body_bn, self.momenta):
+                m.momentum = mom
+
+    def on_train_end(self, trainer, summary: dict) -> None:
+        extend_summary(trainer, summary, finetuned_from=self.source, head_steps=self.head_steps,
+                       body_lr_factor=self.factor)
+
+
+def build_finetune(source_run: Path | str, spec: Spec, out: Path | str, *, progress: bool = True,
+                   data: Optional[Dataset] = None, callbacks=()) -> Trainer:
+    """A Trainer for `spec` that starts from the body of `source_run`'s last checkpoint."""
+    source_run = Path(source_run)
+    state = load_checkpoint(source_run / CHECKPOINT, map_location="cpu")["model"]
+    f = spec.finetune
+    trainer = Trainer(spec, out, progress=progress, data=data, callbacks=callbacks)
+    load_body(trainer.model, state, str(source_run))
+    phase = HeadFirst(trainer.model, f.head_steps, str(source_run), f.body_lr_factor)
+    trainer.optimizer = split_optimizer(trainer.optimizer, {id(p) for p in phase.body}, f.body_lr_factor)
+    trainer.schedule = Schedule(trainer.optimizer, spec.schedule, trainer.total_steps)
+    trainer.callbacks.insert(0, phase)
+    return trainer

@@ -1,0 +1,61 @@
+"""Snapshot ensembles (LECTURES.md §1, L7): one run with cosine annealing and warm restarts; the
+weights at the end of each cycle (lr at its minimum, a local optimum) are saved, and their
+averaged probabilities evaluated at the end: several members for the cost of one run."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from babysit.train.callbacks import Callback, extend_summary
+from babysit.train.checkpoint import save_checkpoint
+from babysit.train.ensemble import evaluate_ensemble
+
+SNAPSHOT_DIR = "snapshots"
+
+
+def cycle_ends(warmup: int, cycle: int, mult: int, total: int) -> list[int]:
+    """Steps at which a CosineAnnealingWarmRestarts cycle (started after the warm-up) ends."""
+    ends, start, length = [], warmup, cycle
+    while start + length <= total:
+        start += length
+        ends.append(start)
+        length *= mult
+    return ends
+
+
+def snapshot_paths(run_dir: Path | str) -> list[Path]:
+    return sorted((Path(run_dir) / SNAPSHOT_DIR).glob("snapshot-*.pt"))
+
+
+class Snapshots(Callback):
+    def on_train_begin(self, trainer) -> None:
+        from babysit.train.trainer import TrainingError
+
+        s = trainer.spec.schedule
+        self.ends = set(cycle_ends(s.warmup_steps, s.cycle_steps, s.cycle_mult, trainer.total_steps))
+        if not self.ends:
+            raise TrainingError(f"train.snapshots: no cosine_restarts cycle ends within the run "
+                                f"({trainer.total_steps} steps, schedule.cycle_steps {s.cycle_steps} after "
+                                f"{s.warmup_steps} warm-up steps); lower cycle_steps or train longer")
+        (trainer.run_dir / SNAPSHOT_DIR).mkdir(exist_ok=True)
+
+    def on_step_end(self, trainer, step: int, loss: torch.Tensor) -> None:
+        if step in self.ends:
+            state = {"model": trainer.model.state_dict(), "step": step}
+            save_checkpoint(trainer.run_dir / SNAPSHOT_DIR / f"snapshot-{step:09d}.pt", state)
+
+    def on_train_end(self, trainer, summary: dict) -> None:
+        paths = snapshot_paths(trainer.run_dir)
+        if not paths:
+            return
+        device = trainer.device
+        members = []
+        for p in paths:
+            m = copy.deepcopy(trainer.model)
+            m.load_state_dict(torch.load(p, map_location=device, weights_only=True)["model"])
+            members.append(m)
+        r = evaluate_ensemble(members, trainer.val_split)
+        extend_summary(trainer, summary, snapshots=len(paths), snapshot_val_loss=r["loss"],
+                       snapshot_val_acc=r["acc"], snapshot_mean_member_val_acc=r["mean_member_acc"])
