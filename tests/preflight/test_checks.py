@@ -81,3 +81,11 @@ def test_unknown_check_names_the_valid_ones():
     setup = setup_from_spec(load_spec("digits-mlp"))
     with pytest.raises(ValueError, match="unknown check 'speed'.*data, initial-loss, regularization"):
         run_checks(setup, ["speed"])
+
+
+def test_images_are_judged_per_channel_so_a_blank_border_is_not_a_scale_problem():
+    """digits-cnn only centres its pixels, as the lectures do for images; per pixel the blank
+    border's tiny std would make the scales look 200x apart."""
+    result = check_data(setup_from_spec(load_spec("digits-cnn")))
+    assert result.status == "pass" and result.measured["stats_per"] == "channel"
+    assert result.measured["mean_abs_over_std"] < 0.01

@@ -84,11 +84,14 @@ def check_data(setup: Setup) -> CheckResult:
                            "0..C-1 or widen the output layer")
     counts = torch.bincount(y, minlength=data.num_classes).float()
     present = counts[counts > 0]
-    measured = {"classes_present": int((counts > 0).sum()), "num_classes": data.num_classes,
+    measured = {"stats_per": "channel" if x.dim() == 4 else "feature",
+                "classes_present": int((counts > 0).sum()), "num_classes": data.num_classes,
                 "class_balance_min_max": round(float(present.min() / present.max()), 4)}
     problems, advice = [], []
     if x.dtype.is_floating_point:
-        flat = x.reshape(len(x), -1).double()
+        # images (N, C, H, W): per channel, as they are preprocessed (LECTURES.md §1: pixels share
+        # a scale; a blank border pixel's tiny std is not a scale problem); else per feature
+        flat = (x.transpose(0, 1).reshape(x.shape[1], -1).T if x.dim() == 4 else x.reshape(len(x), -1)).double()
         mean, std = flat.mean(0), flat.std(0)
         live = std > 0
         off_centre = float((mean[live].abs() / std[live]).mean()) if live.any() else 0.0
