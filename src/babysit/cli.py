@@ -255,5 +255,9 @@ def presets():
         click.echo(f"{path.stem:22s} {first}")
 
 
+from babysit.search.cli import search as _search  # noqa: E402
+
+main.add_command(_search)
+
 if __name__ == "__main__":
     main()
