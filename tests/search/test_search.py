@@ -43,18 +43,21 @@ def trials(out, name="tiny"):
 
 
 def test_a_two_stage_search_writes_a_winner_that_trains(tmp_path):
-    spec = load_spec(write_spec(tmp_path, [{"trials": 6, "steps": 40}, {"trials": 3, "steps": 120}]))
+    spec = load_spec(write_spec(tmp_path, [{"trials": 4, "steps": 40}, {"trials": 2, "steps": 120}]))
     out = tmp_path / "s"
     result = run_search(spec, out, echo=lambda m: None)
     by_stage = Counter((r.stage, r.state) for r in result.rows)
-    assert by_stage[(0, "COMPLETE")] + by_stage[(0, "PRUNED")] == 6
-    assert by_stage[(1, "COMPLETE")] + by_stage[(1, "PRUNED")] == 3 and len(result.rows) == 9
+    assert by_stage[(0, "COMPLETE")] + by_stage[(0, "PRUNED")] == 4
+    assert by_stage[(1, "COMPLETE")] + by_stage[(1, "PRUNED")] == 2 and len(result.rows) == 6
     last = [r for r in result.rows if r.stage == 1 and r.state == "COMPLETE"]
     assert result.best.value == min(r.value for r in last)
     # stage 2 sampled inside its narrowed range, which lies inside the wide one unless widened
     s2 = result.spaces[1]["optim.lr"]
     assert all(s2.low <= r.params["optim.lr"] <= s2.high for r in result.rows if r.stage == 1)
     assert result.compute_steps == sum(r.steps for r in result.rows)
+    # the coarse stage's best two are re-trained at the longer budget (search.promote: 2)
+    coarse = sorted((r for r in result.rows if r.stage == 0 and r.state == "COMPLETE"), key=lambda r: r.value)
+    assert [r.params for r in coarse[:2]] == [r.params for r in result.rows if r.stage == 1]
     assert all(r.steps == 120 for r in last) and all(r.steps <= 40 for r in result.rows if r.stage == 0)
     best = load_spec(out / "best.yaml")  # a complete spec that `babysit train` takes
     assert best.optim.lr == result.best.params["optim.lr"] and best.search is None
@@ -63,7 +66,7 @@ def test_a_two_stage_search_writes_a_winner_that_trains(tmp_path):
     assert {p.name for p in (out / "plots").iterdir()} == {"optim_lr.png", "optim_weight_decay.png"}
     # run again: the finished search is read back, nothing re-runs
     again = run_search(spec, out, echo=lambda m: None)
-    assert len(again.rows) == 9 and again.best.number == result.best.number
+    assert len(again.rows) == 6 and again.best.number == result.best.number
 
 
 def test_a_diverging_trial_is_pruned_within_a_few_reports(tmp_path):
@@ -136,3 +139,24 @@ def test_two_workers_share_one_storage_without_duplicating_a_trial(tmp_path):
     assert len(workers) == 2 and min(workers.values()) >= 1, workers
     assert str(os.getpid()) not in " ".join(workers)  # trained in the worker processes, not here
     assert result.best is not None
+
+
+def test_a_trial_that_raises_is_failed_and_rerun_with_its_values(tmp_path, monkeypatch):
+    import babysit.search.runner as runner
+
+    spec = load_spec(write_spec(tmp_path, [{"trials": 3, "steps": 30}]))
+    real = runner.Trainer
+
+    class Interrupted(real):
+        def fit(self):
+            raise KeyboardInterrupt  # as if Ctrl-C hit the first trial
+
+    monkeypatch.setattr(runner, "Trainer", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(spec, tmp_path / "s", echo=lambda m: None)
+    monkeypatch.setattr(runner, "Trainer", real)
+    result = run_search(spec, tmp_path / "s", echo=lambda m: None)
+    states = Counter(r.state for r in result.rows)
+    assert states["FAIL"] == 1 and states["COMPLETE"] + states["PRUNED"] == 3 and len(result.rows) == 4
+    failed = next(r for r in result.rows if r.state == "FAIL")
+    assert sum(r.params == failed.params for r in result.rows if r.state != "FAIL") == 1

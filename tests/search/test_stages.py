@@ -41,8 +41,13 @@ def test_best_at_the_top_edge_widens_past_it_and_says_so():
     best = 10 ** (-EDGE_FRACTION * 4 / 2)  # inside the top tenth (in decades) of [1e-4, 1]
     out = narrow({"optim.lr": LR}, results([(best, 2.0), (0.1, 2.2), (1e-3, 2.9), (1e-4, 3.0)]), keep=0.5)
     new = out.space["optim.lr"]
-    assert new.high > 1.0  # beyond the old range
-    assert math.sqrt(new.low * new.high) == pytest.approx(best)  # the best sits in the middle (log space)
+    pad = PAD_FRACTION * 4
+    # the kept trials (best and 0.1), padded: [-1 - pad, log10(best) + pad], slid inside the old range
+    low = -1 - pad - (math.log10(best) + pad)
+    assert math.log10(new.low) == pytest.approx(low)
+    # past the old bound: the range reaches as far beyond the best as half its narrowed width
+    assert math.log10(new.high) == pytest.approx(math.log10(best) + (0 - low) / 2)
+    assert new.high > 1.0
     assert len(out.notes) == 1 and "high edge of [0.0001, 1]" in out.notes[0] and "widening" in out.notes[0]
 
 
@@ -69,3 +74,9 @@ def test_categorical_keeps_the_choices_of_the_kept_trials():
 def test_nothing_finished_keeps_the_ranges_and_says_why():
     out = narrow({"optim.lr": LR}, results([(0.5, math.nan)]), keep=0.25)
     assert out.space["optim.lr"] == LR and "no trial" in out.notes[0]
+
+
+def test_min_keep_keeps_at_least_the_promoted_trials_in_range():
+    trials = results([(1e-2, 2.0), (1e-3, 2.1), (0.5, 2.9), (2e-4, 3.0)])
+    new = narrow({"optim.lr": LR}, trials, keep=0.25, min_keep=2).space["optim.lr"]
+    assert new.low < 1e-3 and new.high > 1e-2

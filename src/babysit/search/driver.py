@@ -92,7 +92,7 @@ def _plan_stage(study, stage: int, base: Spec, search: SearchSpec, echo) -> None
     else:
         done = trials_of_stage(study, stage - 1, states=(TrialState.COMPLETE,))
         narrowed = narrow(stage_space(study, stage - 1), [(t.params, t.value) for t in done],
-                          search.keep, _valid(base))
+                          search.keep, _valid(base), min_keep=search.promote)
         plan = {"space": {k: v.model_dump() for k, v in narrowed.space.items()}, "notes": narrowed.notes}
     study.set_user_attr(key, plan)
     for note in plan["notes"]:
@@ -121,10 +121,18 @@ def _top_up(study, stage: int, search: SearchSpec) -> int:
         for point in points:
             study.enqueue_trial(dict(zip(names, point)), user_attrs={"stage": stage})
         return len(points)
-    missing = max(search.stage_trials(stage) - len(alive), 0)
+    queued = 0
+    if stage > 0 and search.promote:  # the last stage's best, re-trained at this stage's budget
+        done = sorted(trials_of_stage(study, stage - 1, states=(TrialState.COMPLETE,)), key=lambda t: t.value)
+        have = {t.user_attrs.get("promoted_from") for t in alive}
+        for t in done[:min(search.promote, search.stage_trials(stage))]:
+            if t.number not in have:
+                study.enqueue_trial(t.params, user_attrs={"stage": stage, "promoted_from": t.number})
+                queued += 1
+    missing = max(search.stage_trials(stage) - len(alive) - queued, 0)
     for _ in range(missing):
         study.enqueue_trial({}, user_attrs={"stage": stage})
-    return missing
+    return queued + missing
 
 
 def _worker_main(spec_json: str, out: str, url: str, study_name: str, index: int) -> None:
@@ -174,8 +182,11 @@ def run_search(spec: Spec, out: Path | str, *, trials: Optional[int] = None, wor
         raise SpecError(f"the study '{name}' in {url} belongs to a different spec or search space; "
                         "use another --out (or --storage / search.study) for this one")
     if join:
-        echo(f"joining study '{name}' at {url}")
-        Worker(study, base, out, [s.steps for s in search.stages]).work(until_idle=False, coordinator=False)
+        echo(f"joining study '{name}' at {url} with {workers} worker(s); trial folders in {out / 'trials'}")
+        if workers == 1:
+            Worker(study, base, out, [s.steps for s in search.stages]).work(until_idle=False, coordinator=False)
+        for p in _start_workers(base, out, url, name, workers) if workers > 1 else []:
+            p.join()
         return collect(study, base, search, out)
     study.set_user_attr("identity", ident)
     study.set_user_attr("finished", False)

@@ -44,10 +44,23 @@ class SearchResult:
     spaces: dict[int, dict] = field(default_factory=dict)
 
 
+def _note(t) -> str:
+    notes = []
+    if "promoted_from" in t.user_attrs:
+        notes.append(f"#{t.user_attrs['promoted_from']} trained longer")
+    if "failed_trial" in t.system_attrs:
+        notes.append(f"re-run of #{t.system_attrs['retry_history'][-1]}")
+    if t.state == TrialState.PRUNED and "pruned" in t.user_attrs:
+        notes.append(f"pruned: {t.user_attrs['pruned']}")
+    if t.state == TrialState.FAIL:
+        notes.append("interrupted or failed; queued again")
+    return "; ".join(notes)
+
+
 def collect(study, base: Spec, search: SearchSpec, out: Path) -> SearchResult:
     rows = [TrialRow(t.number, t.user_attrs.get("stage", -1), t.state.name, dict(t.params),
                      int(t.user_attrs.get("steps", 0)), t.value if t.state == TrialState.COMPLETE else None,
-                     t.user_attrs.get("worker", ""), t.user_attrs.get("pruned", ""))
+                     t.user_attrs.get("worker", ""), _note(t))
             for t in study.get_trials(deepcopy=False)]
     finished = [r for r in rows if r.state in ("COMPLETE", "PRUNED")]
     complete = [r for r in rows if r.state == "COMPLETE" and r.value is not None and math.isfinite(r.value)]
@@ -70,13 +83,14 @@ def trials_table(result: SearchResult, title: str = "trials"):
     table = Table(title=title)
     for col in ["#", "stage", "state", *names, "steps", "val loss"]:
         table.add_column(col, justify="right")
+    table.add_column("note", justify="left")
     order = sorted(result.rows, key=lambda r: (r.stage, r.value if r.value is not None else math.inf, r.number))
     for r in order:
         vals = [f"{r.params[n]:.3g}" if isinstance(r.params.get(n), float) else str(r.params.get(n, "-"))
                 for n in names]
         loss = f"{r.value:.4f}" if r.value is not None else ("pruned" if r.state == "PRUNED" else "-")
         style = "bold green" if result.best and r.number == result.best.number else None
-        table.add_row(str(r.number), str(r.stage + 1), r.state.lower(), *vals, str(r.steps), loss, style=style)
+        table.add_row(str(r.number), str(r.stage + 1), r.state.lower(), *vals, str(r.steps), loss, r.note, style=style)
     return table
 
 

@@ -115,25 +115,30 @@ class Worker:
         return self._data[key]
 
     def run(self, trial: optuna.Trial) -> None:
+        with heartbeat(self.study._storage, trial._trial_id):
+            self._run(trial)
+
+    def _run(self, trial: optuna.Trial) -> None:
         stage = trial.user_attrs["stage"]
         if stage not in self._spaces:
             self._spaces[stage] = stage_space(self.study, stage)
-        values = {name: suggest(trial, name, p) for name, p in self._spaces[stage].items()}
-        trial.set_user_attr("worker", self.worker_id)
-        run_dir = self.out / TRIALS_DIR / f"{trial.number:04d}"
         report = ReportToTrial(trial)
         try:
+            values = {name: suggest(trial, name, p) for name, p in self._spaces[stage].items()}
+            trial.set_user_attr("worker", self.worker_id)
             spec = trial_spec(self.base, values, self.stage_steps[stage], f"{self.base.name}-trial{trial.number}")
-            with heartbeat(self.study._storage, trial._trial_id):
-                summary = Trainer(spec, run_dir, callbacks=[report], progress=False,
-                                  data=self._dataset(spec)).fit()
+            summary = Trainer(spec, self.out / TRIALS_DIR / f"{trial.number:04d}", callbacks=[report],
+                              progress=False, data=self._dataset(spec)).fit()
         except optuna.TrialPruned as why:
             trial.set_user_attr("steps", report.steps)
             trial.set_user_attr("pruned", str(why))
             self.study.tell(trial, state=TrialState.PRUNED)
             return
-        except BaseException:
-            self.study.tell(trial, state=TrialState.FAIL)
+        except BaseException:  # Ctrl-C or an error: failed now, queued again with the same values
+            frozen = self.study.tell(trial, state=TrialState.FAIL)
+            retry = self.study._storage.get_heartbeat_stale_trial_callback()
+            if retry is not None:
+                retry(self.study, frozen)
             raise
         trial.set_user_attr("steps", summary["steps"])
         if not math.isfinite(summary["val_loss"]):

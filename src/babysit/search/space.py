@@ -21,6 +21,10 @@ DIVERGENCE_FACTOR = 3.0
 # Coarse to fine: the next stage's range spans the best quarter of the finished trials (LECTURES.md
 # §4 "narrow around the good region"); a quarter of 16 coarse trials is 4, enough to see a region.
 KEEP_FRACTION = 0.25
+# Each later stage first re-trains the previous stage's best two trials at its longer budget
+# ("train longer" in LECTURES.md §4): a short budget ranks settings only roughly (a high lr wins
+# early), so the runner-up of the coarse stage gets its long run too.
+PROMOTE = 2
 # Optuna's own default grace period is twice the heartbeat interval; a trial whose process has
 # not written a heartbeat for that long is taken as killed.
 HEARTBEAT_S = 10
@@ -103,6 +107,7 @@ class SearchSpec(_Strict):
     pruner: Literal["divergence", "median"] = "divergence"
     divergence_factor: float = Field(DIVERGENCE_FACTOR, gt=1)
     keep: float = Field(KEEP_FRACTION, gt=0, le=1, description="fraction of finished trials a stage narrows around")
+    promote: int = Field(PROMOTE, ge=0, description="later stages first re-train the last stage's best this many")
     grid_points: int = Field(7, ge=2, description="grid: values per numeric parameter")
     study: Optional[str] = Field(None, description="Optuna study name (default: the spec's name)")
     heartbeat_s: int = Field(HEARTBEAT_S, ge=1, description="a trial silent for 2x this is taken as killed")

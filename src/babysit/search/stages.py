@@ -43,8 +43,8 @@ def narrow_range(name: str, p: ParamSpec, top: list[float], best: float,
     """The next stage's range for one numeric parameter, and what was said about it.
 
     The range spans the kept trials (padded, at least MIN_WIDTH_FRACTION of the old width), inside
-    the old range; but when the best value sits at an edge, the range is re-centred on the best
-    value, which carries it past that edge by half its width: the widening the lectures ask for."""
+    the old range; when the best value sits at an edge, that side moves past the best value by half
+    the range's width, beyond the old bound: the widening the lectures ask for."""
     lo, hi = _to(p, p.low), _to(p, p.high)
     width = hi - lo
     xs = [_to(p, v) for v in top]
@@ -61,17 +61,17 @@ def narrow_range(name: str, p: ParamSpec, top: list[float], best: float,
     scale = " (log scale)" if p.log else ""
     side = "low" if xb - lo <= EDGE_FRACTION * width else "high" if hi - xb <= EDGE_FRACTION * width else None
     if side is not None:
-        half = (b - a) / 2
-        ends = {"low": _back(p, xb - half), "high": _back(p, xb + half)}
+        half = (b - a) / 2  # reach as far past the best value as the kept trials spread around it
+        x = xb - half if side == "low" else xb + half
+        end = _back(p, x)
         if p.type in INT_TYPES:
-            ends = {"low": max(math.floor(ends["low"]), 1 if p.log else -math.inf), "high": math.ceil(ends["high"])}
-        where = (f"{name}: best {_fmt(best)} sits at the {side} edge of [{_fmt(p.low)}, {_fmt(p.high)}]{scale}")
-        if valid is not None and not valid(name, ends[side]):
-            notes.append(f"{where}, but the spec rejects {_fmt(ends[side])}: keeping that bound")
+            end = max(math.floor(end), 1 if p.log else -math.inf) if side == "low" else math.ceil(end)
+        where = f"{name}: best {_fmt(best)} sits at the {side} edge of [{_fmt(p.low)}, {_fmt(p.high)}]{scale}"
+        if valid is not None and not valid(name, end):
+            notes.append(f"{where}, but the spec rejects {_fmt(end)}: keeping that bound")
         else:
-            a, b = _to(p, ends["low"]), _to(p, ends["high"])
-            notes.append(f"{where}; widening that side to {_fmt(ends[side])}, so the next stage has it in "
-                         f"the middle of [{_fmt(ends['low'])}, {_fmt(ends['high'])}]")
+            a, b = (_to(p, end), b) if side == "low" else (a, _to(p, end))
+            notes.append(f"{where}; widening that side to {_fmt(end)}")
     low, high = _back(p, a), _back(p, b)
     if p.type in INT_TYPES:
         low, high = math.floor(low + 1e-9), math.ceil(high - 1e-9)
@@ -80,14 +80,15 @@ def narrow_range(name: str, p: ParamSpec, top: list[float], best: float,
 
 
 def narrow(space: dict[str, ParamSpec], results: list[Result], keep: float,
-           valid: Optional[Callable[[str, float], bool]] = None) -> Narrowed:
+           valid: Optional[Callable[[str, float], bool]] = None, min_keep: int = 1) -> Narrowed:
     """The next stage's space from the last stage's finished trials (lower loss is better): each
-    range spans the best `keep` fraction of them (padded), and widens at an edge."""
+    range spans the best `keep` fraction of them (at least `min_keep`; padded), and widens at an
+    edge."""
     finished = sorted((r for r in results if math.isfinite(r[1])), key=lambda r: r[1])
     if not finished:
         return Narrowed(dict(space), ["no trial of the last stage finished: keeping its ranges "
                                       "(lower the learning-rate range if every trial diverged)"])
-    top = finished[:max(1, math.ceil(keep * len(finished)))]
+    top = finished[:max(1, min_keep, math.ceil(keep * len(finished)))]
     best = finished[0][0]
     out = Narrowed({})
     for name, p in space.items():

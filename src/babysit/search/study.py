@@ -72,6 +72,8 @@ def claim(study: optuna.Study) -> optuna.Trial | None:
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         try:
             if study._storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                # Beat at once: Optuna never takes a RUNNING trial without a heartbeat as stale.
+                study._storage.record_heartbeat(t._trial_id)
                 return optuna.Trial(study, t._trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker claimed and finished it meanwhile
