@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 import warnings
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
 
@@ -23,6 +25,8 @@ DB_FILE = "search.db"
 MAX_RETRY = 3
 # SQLite lets one writer in at a time; workers wait this long for the lock instead of failing.
 SQLITE_TIMEOUT_S = 60
+# Workers started together on a new database race to create its tables; the loser tries again.
+OPEN_ATTEMPTS = 3
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -47,11 +51,17 @@ def open_storage(url: str, heartbeat_s: int) -> RDBStorage:
     engine_kwargs = None
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         engine_kwargs = {"creator": _sqlite_connect(url.removeprefix("sqlite:///"))}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
-                          grace_period=2 * heartbeat_s,  # Optuna's default grace: two missed beats
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
+                                  grace_period=2 * heartbeat_s,  # Optuna's default grace: two missed beats
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+        except sqlalchemy.exc.SQLAlchemyError:  # e.g. two processes creating a new database's tables
+            if attempt == OPEN_ATTEMPTS - 1:
+                raise
+            time.sleep(1.0)
 
 
 def open_study(storage: RDBStorage, name: str, sampler=None, pruner=None) -> optuna.Study:
