@@ -262,10 +262,12 @@ def presets():
         click.echo(f"{path.stem:22s} {first}")
 
 
+# Commands that live beside their subsystem, registered here so `babysit --help` lists them all.
 from babysit.cli_ensembles import ensemble, finetune  # noqa: E402
+from babysit.search.cli import search as search_command  # noqa: E402
 
-main.add_command(ensemble)
-main.add_command(finetune)
+for _command in (ensemble, finetune, search_command):
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

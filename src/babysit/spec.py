@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal, Optional, Union, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from babysit.search.space import SearchSpec
+
 PRESETS_DIR = Path(__file__).parent / "presets"
 
 
@@ -317,6 +319,7 @@ class Spec(_Strict):
     train: TrainSpec = TrainSpec(steps=1000)
     watch: WatchSpec = WatchSpec()
     finetune: FinetuneSpec = FinetuneSpec()
+    search: Optional[SearchSpec] = None  # `babysit search`: the space and stages (search/space.py)
 
     @model_validator(mode="after")
     def _check(self):

@@ -1,0 +1,150 @@
+"""What a search leaves behind: the table of trials, best.yaml (a complete spec for the winner,
+ready for `babysit train`), results.json, and one plot per parameter of the validation loss
+against its value (log axis for log parameters), coloured by stage to show the narrowing."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from optuna.trial import TrialState
+
+from babysit.search.runner import spec_with, stage_space
+from babysit.search.space import SearchSpec
+from babysit.spec import Spec, dump_spec
+from babysit.train.checkpoint import atomic_write_text
+
+BEST_FILE = "best.yaml"
+RESULTS_FILE = "results.json"
+PLOTS_DIR = "plots"
+
+
+@dataclass
+class TrialRow:
+    number: int
+    stage: int
+    state: str
+    params: dict
+    steps: int
+    value: Optional[float]
+    worker: str = ""
+    note: str = ""
+
+
+@dataclass
+class SearchResult:
+    rows: list[TrialRow]
+    search: SearchSpec
+    best: Optional[TrialRow]
+    best_spec: Optional[Spec]
+    compute_steps: int  # training steps actually run by finished trials (pruned ones: until pruned)
+    notes: dict[int, list[str]] = field(default_factory=dict)
+    spaces: dict[int, dict] = field(default_factory=dict)
+
+
+def _note(t) -> str:
+    notes = []
+    if "promoted_from" in t.user_attrs:
+        notes.append(f"#{t.user_attrs['promoted_from']} trained longer")
+    if "failed_trial" in t.system_attrs:
+        notes.append(f"re-run of #{t.system_attrs['retry_history'][-1]}")
+    if t.state == TrialState.PRUNED and "pruned" in t.user_attrs:
+        notes.append(f"pruned: {t.user_attrs['pruned']}")
+    if t.state == TrialState.FAIL:
+        notes.append("interrupted or failed; queued again")
+    return "; ".join(notes)
+
+
+def collect(study, base: Spec, search: SearchSpec, out: Path) -> SearchResult:
+    rows = [TrialRow(t.number, t.user_attrs.get("stage", -1), t.state.name, dict(t.params),
+                     int(t.user_attrs.get("steps", 0)), t.value if t.state == TrialState.COMPLETE else None,
+                     t.user_attrs.get("worker", ""), _note(t))
+            for t in study.get_trials(deepcopy=False)]
+    finished = [r for r in rows if r.state in ("COMPLETE", "PRUNED")]
+    complete = [r for r in rows if r.state == "COMPLETE" and r.value is not None and math.isfinite(r.value)]
+    best = None
+    if complete:
+        last = max(r.stage for r in complete)  # stages differ in budget: compare the longest only
+        best = min((r for r in complete if r.stage == last), key=lambda r: r.value)
+    best_spec = spec_with(base, best.params, f"{base.name}-best") if best else None
+    stages = sorted({r.stage for r in rows if r.stage >= 0})
+    notes = {s: study.user_attrs.get(f"stage{s}", {}).get("notes", []) for s in stages}
+    spaces = {s: stage_space(study, s) for s in stages if f"stage{s}" in study.user_attrs}
+    return SearchResult(rows, search, best, best_spec, sum(r.steps for r in finished), notes, spaces)
+
+
+def trials_table(result: SearchResult, title: str = "trials"):
+    """A rich Table: one row per trial, by stage then loss."""
+    from rich.table import Table
+
+    names = list(result.search.params)
+    table = Table(title=title)
+    for col in ["#", "stage", "state", *names, "steps", "val loss"]:
+        table.add_column(col, justify="right")
+    table.add_column("note", justify="left")
+    order = sorted(result.rows, key=lambda r: (r.stage, r.value if r.value is not None else math.inf, r.number))
+    for r in order:
+        vals = [f"{r.params[n]:.3g}" if isinstance(r.params.get(n), float) else str(r.params.get(n, "-"))
+                for n in names]
+        loss = f"{r.value:.4f}" if r.value is not None else ("pruned" if r.state == "PRUNED" else "-")
+        style = "bold green" if result.best and r.number == result.best.number else None
+        table.add_row(str(r.number), str(r.stage + 1), r.state.lower(), *vals, str(r.steps), loss, r.note, style=style)
+    return table
+
+
+def write_outputs(result: SearchResult, out: Path) -> list[Path]:
+    out = Path(out)
+    written = []
+    if result.best_spec is not None:
+        b = result.best
+        header = (f"# best of the search in {out}: trial {b.number} (stage {b.stage + 1}, {b.steps} steps), "
+                  f"val loss {b.value:.4f}\n# {json.dumps(b.params)}; train budget as in the searched spec\n")
+        atomic_write_text(out / BEST_FILE, header + dump_spec(result.best_spec))
+        written.append(out / BEST_FILE)
+    summary = {"best": result.best.__dict__ if result.best else None, "compute_steps": result.compute_steps,
+               "notes": {str(k): v for k, v in result.notes.items()},
+               "trials": [r.__dict__ for r in result.rows]}
+    atomic_write_text(out / RESULTS_FILE, json.dumps(summary, indent=1, default=str))
+    written.append(out / RESULTS_FILE)
+    written.extend(write_plots(result, out / PLOTS_DIR))
+    return written
+
+
+def write_plots(result: SearchResult, folder: Path) -> list[Path]:
+    """Validation loss against each parameter, one colour per stage, that stage's range shaded."""
+    from babysit.report.plots import plt
+
+    complete = [r for r in result.rows if r.value is not None and math.isfinite(r.value)]
+    if not complete:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    values = sorted(r.value for r in complete)
+    top = values[min(len(values) - 1, int(0.9 * len(values)))]  # diverged trials would flatten the rest
+    span = max(top - values[0], 1e-3)
+    for name, p in result.search.params.items():
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for s in sorted({r.stage for r in complete}):
+            rows = [r for r in complete if r.stage == s]
+            colour = f"C{s}"
+            ax.scatter([r.params[name] for r in rows], [r.value for r in rows], color=colour, s=22,
+                       label=f"stage {s + 1} ({rows[0].steps} steps)", zorder=3)
+            space = result.spaces.get(s, {}).get(name)
+            if space is not None and space.type != "categorical":
+                ax.axvspan(space.low, space.high, color=colour, alpha=0.08)
+        if result.best is not None:
+            ax.axvline(result.best.params[name], color="k", lw=0.8, ls="--", label="best")
+        if p.log:
+            ax.set_xscale("log")
+        ax.set_ylim(values[0] - 0.1 * span, top + 0.1 * span)
+        ax.set_xlabel(name + (" (log scale)" if p.log else ""))
+        ax.set_ylabel("validation loss")
+        ax.set_title(f"search: val loss vs {name}")
+        ax.legend(fontsize=8)
+        path = folder / f"{name.replace('.', '_')}.png"
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+    return paths

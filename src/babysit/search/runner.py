@@ -1,0 +1,175 @@
+"""Running trials: a trial's spec (the base spec with the sampled values set through the spec's
+own override mechanism, at the stage's budget), training it with the Trainer while reporting its
+loss to Optuna, and a worker's loop over queued trials."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from babysit.search.space import ParamSpec
+from babysit.search.study import claim, fail_killed_trials, heartbeat
+from babysit.spec import Spec, apply_overrides, spec_from_dict
+from babysit.train.callbacks import Callback
+from babysit.train.trainer import Trainer
+
+TRIALS_DIR = "trials"
+# Log flushes (loss reports to Optuna) per trial: a blow-up is caught within 5% of the budget.
+REPORTS_PER_TRIAL = 20
+# Trials skip Watch: nobody reads their per-layer statistics, and it costs time (watch_overhead.py).
+TRIAL_WATCH = False
+# How often an idle worker looks for queued trials (seconds).
+POLL_S = 0.5
+
+
+def set_values(raw: dict, values: dict, source: str) -> dict:
+    """Set dotted-path values in a spec dict with `--set`'s mechanism (JSON is valid YAML)."""
+    return apply_overrides(raw, [f"{k}={json.dumps(v)}" for k, v in values.items()], source)
+
+
+def spec_with(base: Spec, values: dict, name: Optional[str] = None) -> Spec:
+    """The base spec with `values` set and no search section: what `babysit train` would run."""
+    raw = base.model_dump(mode="json")
+    raw["search"] = None
+    if name:
+        raw["name"] = name
+    return spec_from_dict(set_values(raw, values, "search values"), f"search values {values}")
+
+
+def trial_spec(base: Spec, values: dict, steps: int, name: str) -> Spec:
+    """`spec_with` at a stage's budget: `steps` steps, one evaluation at the end, the schedule's
+    milestones and warm-up scaled to the shorter run, no mid-run checkpoints, no Watch."""
+    raw = base.model_dump(mode="json")
+    raw["search"], raw["name"] = None, name
+    t, sched = raw["train"], raw["schedule"]
+    ratio = steps / t["steps"] if t["steps"] else 1.0
+    sched["warmup_steps"] = min(int(sched["warmup_steps"] * ratio), steps - 1)
+    sched["milestones"] = sorted({m for m in (max(1, round(m * ratio)) for m in sched["milestones"])
+                                  if m + sched["warmup_steps"] < steps})
+    if sched["name"] == "step" and not sched["milestones"]:
+        sched["name"] = "constant"
+    t.update(steps=steps, epochs=None, eval_every=steps, checkpoint_every=steps,
+             log_every=max(1, min(t["log_every"], steps // REPORTS_PER_TRIAL)))
+    raw["watch"]["enabled"] = TRIAL_WATCH
+    return spec_from_dict(set_values(raw, values, name), f"trial {name} {values}")
+
+
+def suggest(trial: optuna.Trial, name: str, p: ParamSpec):
+    if p.type == "categorical":
+        return trial.suggest_categorical(name, p.choices)
+    if p.type in ("int", "log_int"):
+        return trial.suggest_int(name, int(p.low), int(p.high), log=p.log)
+    return trial.suggest_float(name, p.low, p.high, log=p.log)
+
+
+def stage_space(study: optuna.Study, stage: int) -> dict[str, ParamSpec]:
+    return {k: ParamSpec.model_validate(v) for k, v in study.user_attrs[f"stage{stage}"]["space"].items()}
+
+
+class ReportToTrial(Callback):
+    """Reports to the trial the loss of the first step (the "original cost" of LECTURES.md §2.8)
+    and the training loss of every log window after it, and stops the run when the pruner says
+    so (the divergence rule needs the earliest signal, so train loss, not val)."""
+
+    def __init__(self, trial: optuna.Trial):
+        self.trial, self.steps = trial, 0
+
+    def on_step_end(self, trainer, step: int, loss) -> None:
+        if step == 1:  # one host sync in the whole run; later steps cost a comparison
+            self._report(float(loss), 0)
+
+    def on_log(self, trainer, step: int, scalars: dict) -> None:
+        self.steps = step
+        self._report(scalars["train_loss"], step)
+
+    def _report(self, value: float, step: int) -> None:
+        self.trial.report(value, step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"loss {value:.4g} at step {step}")
+
+
+class Worker:
+    """Claims queued trials and trains them. Data are loaded once per data section and reused."""
+
+    def __init__(self, study: optuna.Study, base: Spec, out: Path, stage_steps: list[int],
+                 worker_id: Optional[str] = None):
+        self.study, self.base, self.out, self.stage_steps = study, base, Path(out), stage_steps
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self._data: dict[str, object] = {}
+        self._spaces: dict[int, dict[str, ParamSpec]] = {}
+
+    def _dataset(self, spec: Spec):
+        from babysit.data import build_data
+
+        key = spec.data.model_dump_json()
+        if key not in self._data:
+            self._data = {key: build_data(spec.data)}  # keep one: a searched data field changes it
+        return self._data[key]
+
+    def run(self, trial: optuna.Trial) -> None:
+        with heartbeat(self.study._storage, trial._trial_id):
+            self._run(trial)
+
+    def _run(self, trial: optuna.Trial) -> None:
+        stage = trial.user_attrs["stage"]
+        if stage not in self._spaces:
+            self._spaces[stage] = stage_space(self.study, stage)
+        report = ReportToTrial(trial)
+        try:
+            values = {name: suggest(trial, name, p) for name, p in self._spaces[stage].items()}
+            trial.set_user_attr("worker", self.worker_id)
+            spec = trial_spec(self.base, values, self.stage_steps[stage], f"{self.base.name}-trial{trial.number}")
+            summary = Trainer(spec, self.out / TRIALS_DIR / f"{trial.number:04d}", callbacks=[report],
+                              progress=False, data=self._dataset(spec)).fit()
+        except optuna.TrialPruned as why:
+            trial.set_user_attr("steps", report.steps)
+            trial.set_user_attr("pruned", str(why))
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return
+        except BaseException:  # Ctrl-C or an error: failed now, queued again with the same values
+            frozen = self.study.tell(trial, state=TrialState.FAIL)
+            retry = self.study._storage.get_heartbeat_stale_trial_callback()
+            if retry is not None:
+                retry(self.study, frozen)
+            raise
+        trial.set_user_attr("steps", summary["steps"])
+        if not math.isfinite(summary["val_loss"]):
+            trial.set_user_attr("pruned", f"non-finite val loss {summary['val_loss']}")
+            self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self.study.tell(trial, summary["val_loss"])
+
+    def work(self, *, until_idle: bool, coordinator: bool, parent: Optional[int] = None,
+             on_trial: Optional[Callable[[optuna.trial.FrozenTrial], None]] = None) -> None:
+        """Run queued trials. until_idle: return when nothing is queued or running (one process
+        does everything); otherwise wait for more until the search is marked finished."""
+        while True:
+            if coordinator:
+                fail_killed_trials(self.study)
+            trial = claim(self.study)
+            if trial is not None:
+                self.run(trial)
+                if on_trial is not None:
+                    on_trial(self.study._storage.get_trial(trial._trial_id))
+                continue
+            if parent is not None and os.getppid() != parent:
+                return  # the search process is gone
+            if until_idle and not self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                return
+            if not until_idle and self.study.user_attrs.get("finished"):
+                return
+            time.sleep(POLL_S)
+
+
+def sampler_seed(seed: int, worker: int, existing_trials: int) -> int:
+    """A fresh seed for each (spec seed, worker, resume point): a resumed or parallel worker must
+    not replay another's random draws, yet an uninterrupted search is reproducible."""
+    return int(np.random.SeedSequence([seed, worker, existing_trials]).generate_state(1)[0])
