@@ -124,7 +124,8 @@ def demo(steps, out, count):
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @click.option("--tta", type=click.Choice(["flip", "tencrop", "fivecrop"]),
               help="Test-time augmentation (images): average the probabilities over the image and its mirror, "
-                   "10 crops (corners, centre, mirrored) or 5 (no mirrors: digits, text).")
+                   "10 crops (corners, centre, mirrored) or 5 (no mirrors: digits, text). Crops help only "
+                   "models trained with crop augmentation.")
 def eval_cmd(run, split, weights, as_json, tta):
     """Evaluate a finished (or checkpointed) RUN on a split: loss and accuracy."""
     from babysit.runs import load_run
@@ -136,6 +137,9 @@ def eval_cmd(run, split, weights, as_json, tta):
     if len(part) == 0:
         raise click.ClickException(f"the {split} split of {run} is empty")
     pad = next((a.padding for a in loaded.spec.data.augment if a.name == "crop"), None)
+    if tta in ("tencrop", "fivecrop") and pad is None:
+        click.echo(f"warning: --tta {tta} averages shifted crops, but {run} was not trained with crop "
+                   "augmentation (data.augment); its accuracy on shifted views can be far lower", err=True)
     m = evaluate_tta(loaded.model, part, tta, pad) if tta else evaluate(loaded.model, part)
     result = {"run": str(run), "split": split, "step": loaded.step, "loss": m["loss"], "acc": m["acc"],
               "examples": len(part), "tta": tta}

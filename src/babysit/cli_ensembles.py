@@ -1,12 +1,10 @@
 """`babysit ensemble` and `babysit finetune`, and the `--seeds` branch of `babysit train`."""
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
 import click
-import torch
 
 from babysit.spec import load_spec
 
@@ -28,14 +26,9 @@ def train_seeds(spec, out: Path | None, n: int, quiet: bool) -> dict:
 
 
 def _snapshot_members(run, run_dir: Path) -> list:
-    from babysit.train.snapshots import snapshot_paths
+    from babysit.train.snapshots import load_snapshot_members
 
-    device = next(run.model.parameters()).device
-    models = []
-    for p in snapshot_paths(run_dir):
-        m = copy.deepcopy(run.model)
-        m.load_state_dict(torch.load(p, map_location=device, weights_only=True)["model"])
-        models.append(m.eval())
+    models = load_snapshot_members(run.model, run_dir)
     if not models:
         raise click.ClickException(f"{run_dir} has no snapshots; train it with train.snapshots: true "
                                    "and schedule.name: cosine_restarts")

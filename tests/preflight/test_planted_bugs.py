@@ -69,6 +69,14 @@ def test_labels_out_of_range_fail_the_data_check_and_in_range_pass():
     assert check_data(setup_from_user(model, F.cross_entropy, (x, y))).status == "pass"
 
 
+def test_a_class_absent_from_train_is_a_warning():
+    x, y = _blobs()
+    keep = y != 3  # the model has 4 outputs; class 3 never occurs
+    result = check_data(setup_from_user(_net(wrong=False), F.cross_entropy, (x[keep], y[keep])))
+    assert result.status == "warn" and result.measured["classes_present"] == 3
+    assert "1 classes have no training example" in result.advice
+
+
 def _detached_l2(model):
     return l2(model).detach()  # planted: the term can no longer move the weights
 

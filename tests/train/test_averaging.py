@@ -69,3 +69,19 @@ def test_decay_must_lie_in_the_open_unit_interval(digits_spec, decay):
 
     with pytest.raises(SpecError, match="train.ema.decay"):
         digits_spec(f"train.ema={{decay: {decay}}}")
+
+
+def test_a_resumed_run_goes_on_averaging_where_it_stopped(tmp_path, digits_spec):
+    """The average lives in checkpoint.pt, so 20 steps + resume to 40 equals 40 straight steps."""
+    from babysit.data import build_data
+    from babysit.train import Trainer
+
+    base = ["train.ema={decay: 0.9}", "train.checkpoint_every=20", "train.eval_every=20", "watch.enabled=false"]
+    spec = digits_spec(*base, steps=40)
+    data = build_data(spec.data)
+    Trainer(spec, tmp_path / "full", progress=False, data=data).fit()
+    Trainer(digits_spec(*base, steps=20), tmp_path / "split", progress=False, data=data).fit()
+    Trainer(spec, tmp_path / "split", progress=False, data=data, resume=True).fit()
+    full = torch.load(tmp_path / "full" / "ema.pt")["model"]
+    resumed = torch.load(tmp_path / "split" / "ema.pt")["model"]
+    assert all(torch.equal(full[k], resumed[k]) for k in full)

@@ -98,3 +98,23 @@ def test_pretraining_on_0_to_4_helps_on_few_examples_of_5_to_9(tmp_path):
     mean_ft, mean_sc = sum(fine) / len(fine), sum(scratch) / len(scratch)
     print(f"transfer on {len(test)} held-out 5-9 digits: fine-tuned {mean_ft:.4f} {fine}, scratch {mean_sc:.4f} {scratch}")
     assert mean_ft > mean_sc + TRANSFER_MARGIN, (fine, scratch)
+
+
+def test_split_groups_start_from_the_base_lr_even_after_a_warm_up_scaled_it():
+    """The Trainer's schedule has already scaled each group's lr for its warm-up when finetune
+    splits the optimizer: the split must start from the base lr, not the scaled one."""
+    from babysit.spec import load_spec
+    from babysit.train.finetune import split_optimizer
+    from babysit.train.optim import Schedule, build_optimizer
+
+    spec = load_spec("digits-mlp", ["schedule.warmup_steps=4", "optim.lr=0.1"])
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3))
+    model.out = torch.nn.Linear(3, 2)
+    opt = build_optimizer(model, spec.optim)
+    Schedule(opt, spec.schedule, 100)  # scales lr to 0.1 / 5 for the first warm-up step
+    split = split_optimizer(opt, {id(p) for p in model[0].parameters()}, 0.1)
+    schedule = Schedule(split, spec.schedule, 100)
+    for _ in range(10):
+        split.step()
+        schedule.step()
+    assert split.param_groups[0]["lr"] == pytest.approx(0.01) and split.param_groups[-1]["lr"] == pytest.approx(0.1)

@@ -31,7 +31,11 @@ def test_a_failed_preflight_stops_before_training_and_keeps_the_results(tmp_path
         Trainer(spec, tmp_path, progress=False).fit()
     results = {r["name"]: r for r in json.loads((tmp_path / "preflight.json").read_text())}
     assert results["initial-loss"]["status"] == "fail" and results["initial-loss"]["measured"]["ratio"] > 3
-    assert not (tmp_path / "checkpoint.pt").exists()
+    assert not (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "metrics.jsonl").exists()
+    # the fixed setup may use the same folder: nothing was trained there
+    fixed = tiny_names_spec("train.preflight=true", "model.init.output.scale=0.01", steps=50)
+    assert Trainer(fixed, tmp_path, progress=False).fit()["steps"] == 50
+    assert json.loads((tmp_path / "preflight.json").read_text())[1]["status"] == "pass"
 
 
 def test_an_l2_regularizer_is_part_of_the_logged_loss_and_shrinks_the_weights(tmp_path, digits_spec):

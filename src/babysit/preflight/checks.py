@@ -71,7 +71,8 @@ def check_data(setup: Setup) -> CheckResult:
     prep = getattr(setup.model, "prep", None)
     if prep is not None:
         with torch.no_grad():
-            x = prep.to(x.device)(x) if x.dtype.is_floating_point else x
+            # the run's own layer stays where it is (a .to() would move it off the GPU in place)
+            x = prep(x.to(setup.device)).cpu() if x.dtype.is_floating_point else x
     expected = (f"labels in [0, {data.num_classes}), finite, zero-centred, comparable scales, "
                 "no train/val overlap")
     outside = (y < 0) | (y >= data.num_classes)
@@ -88,6 +89,11 @@ def check_data(setup: Setup) -> CheckResult:
                 "classes_present": int((counts > 0).sum()), "num_classes": data.num_classes,
                 "class_balance_min_max": round(float(present.min() / present.max()), 4)}
     problems, advice = [], []
+    absent = data.num_classes - measured["classes_present"]
+    if absent:  # imbalance itself is reported, not judged: next-character tasks are imbalanced by nature
+        problems.append(f"{absent} of {data.num_classes} classes never occur in train")
+        advice.append(f"{absent} classes have no training example, so the model can never predict them; "
+                      "check the labels or the split")
     if x.dtype.is_floating_point:
         # images (N, C, H, W): per channel, as they are preprocessed (LECTURES.md §1: pixels share
         # a scale; a blank border pixel's tiny std is not a scale problem); else per feature
@@ -163,7 +169,6 @@ def check_overfit_tiny(setup: Setup) -> CheckResult:
     for group in opt.param_groups:
         group["weight_decay"] = 0.0
     tiny.train()
-    loss = torch.zeros(())
     for _ in range(TINY_STEPS):
         loss = setup.loss(tiny, x, y, reg_scale=0.0)
         opt.zero_grad(set_to_none=True)

@@ -32,12 +32,11 @@ def check_regularization(setup: Setup) -> CheckResult:
 
 def _check_penalty(setup: Setup) -> CheckResult:
     model = copy.deepcopy(setup.model).train()
-    torch.manual_seed(0)  # the same dropout masks for both strengths
     x, y = setup.data.train.x[:setup.batch_size].to(setup.device), setup.data.train.y[:setup.batch_size].to(setup.device)
     params = [p for p in model.parameters() if p.requires_grad]
     losses, grads = [], []
     for scale in (1.0, RAISE):
-        torch.manual_seed(0)
+        torch.manual_seed(0)  # the same dropout masks for both strengths
         loss = setup.loss(model, x, y, reg_scale=scale)
         grads.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params, allow_unused=True)
                                 if g is not None]))

@@ -36,10 +36,20 @@ class EMA(Callback):
     def __init__(self, decay: float):
         self.decay = decay
         self.averaged: AveragedModel | None = None
+        self._resumed: dict | None = None  # a checkpoint's average, applied once the model exists
 
     def on_train_begin(self, trainer) -> None:
         # use_buffers=False: buffers (BN statistics) are not averaged but recomputed at the end.
         self.averaged = AveragedModel(trainer.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay))
+        if self._resumed is not None:  # a resumed run goes on averaging where it stopped
+            self.averaged.load_state_dict(self._resumed)
+            self._resumed = None
+
+    def state_dict(self) -> dict | None:
+        return None if self.averaged is None else self.averaged.state_dict()
+
+    def load_state_dict(self, state) -> None:
+        self._resumed = state
 
     def on_step_end(self, trainer, step: int, loss: torch.Tensor) -> None:
         self.averaged.update_parameters(trainer.model)

@@ -53,7 +53,8 @@ def split_optimizer(optimizer: torch.optim.Optimizer, body: set[int], factor: fl
             params = [p for p in g["params"] if (id(p) in body) == is_body]
             if params:
                 groups.append({"params": params, "weight_decay": g["weight_decay"],
-                               "lr": g["lr"] * (factor if is_body else 1.0)})
+                               # initial_lr: the base lr; g["lr"] may already be scaled by a warm-up
+                               "lr": g.get("initial_lr", g["lr"]) * (factor if is_body else 1.0)})
     return type(optimizer)(groups, **optimizer.defaults)
 
 

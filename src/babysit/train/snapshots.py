@@ -7,9 +7,10 @@ import copy
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from babysit.train.callbacks import Callback, extend_summary
-from babysit.train.checkpoint import save_checkpoint
+from babysit.train.checkpoint import load_checkpoint, save_checkpoint
 from babysit.train.ensemble import evaluate_ensemble
 
 SNAPSHOT_DIR = "snapshots"
@@ -50,12 +51,18 @@ class Snapshots(Callback):
         paths = snapshot_paths(trainer.run_dir)
         if not paths:
             return
-        device = trainer.device
-        members = []
-        for p in paths:
-            m = copy.deepcopy(trainer.model)
-            m.load_state_dict(torch.load(p, map_location=device, weights_only=True)["model"])
-            members.append(m)
-        r = evaluate_ensemble(members, trainer.val_split)
+        r = evaluate_ensemble(load_snapshot_members(trainer.model, trainer.run_dir), trainer.val_split)
         extend_summary(trainer, summary, snapshots=len(paths), snapshot_val_loss=r["loss"],
                        snapshot_val_acc=r["acc"], snapshot_mean_member_val_acc=r["mean_member_acc"])
+
+
+def load_snapshot_members(model: nn.Module, run_dir: Path) -> list[nn.Module]:
+    """One copy of `model` per snapshot of the run, in eval mode; a damaged snapshot is a
+    CheckpointError naming the file."""
+    device = next(model.parameters()).device
+    members = []
+    for path in snapshot_paths(run_dir):
+        member = copy.deepcopy(model)
+        member.load_state_dict(load_checkpoint(path, map_location=device)["model"])
+        members.append(member.eval())
+    return members

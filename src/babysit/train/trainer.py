@@ -95,7 +95,9 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
                 "sampler": self.sampler.state_dict(), "rng": rng_state(), "step": self.step,
                 "elapsed": self.elapsed + time.perf_counter() - self._t0,
-                "loss_sum": self.loss_sum, "loss_count": self.loss_count, "best": self.best}
+                "loss_sum": self.loss_sum, "loss_count": self.loss_count, "best": self.best,
+                "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks
+                              if cb.overrides("state_dict")}}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -106,6 +108,10 @@ class Trainer:
         self.step, self.elapsed = state["step"], state["elapsed"]
         self.loss_sum, self.loss_count = state["loss_sum"].to(self.device), state["loss_count"]
         self.best = state["best"]
+        saved = state.get("callbacks", {})
+        for cb in self.callbacks:
+            if type(cb).__name__ in saved:
+                cb.load_state_dict(saved[type(cb).__name__])
 
     def _prepare_run_dir(self) -> Optional[int]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -161,9 +167,12 @@ class Trainer:
         t = self.spec.train
         step_hooks = [cb for cb in self.callbacks if cb.overrides("on_step_end")]
         try:  # whatever fails from here on, hooks come off and files close (finally)
+            # before the record opens: a failed checklist leaves no metrics.jsonl, so the same
+            # --out can be used again once the setup is fixed
+            checks = self._preflight() if t.preflight and not self.resume else None
             self.record.open(keep_until_step=keep_until)
-            if t.preflight and not self.resume:
-                self._preflight()
+            if checks is not None:
+                self.record.log("preflight", 0, **checks)
             w = self.spec.watch
             if w.enabled:  # flushed by the Trainer at its own flushes, so records align with checkpoints
                 self.watch = Watch(self.model, self.optimizer, every=w.every, bins=w.bins, run_dir=self.run_dir,
@@ -197,7 +206,7 @@ class Trainer:
                 self.watch.close()
         return self._finish()
 
-    def _preflight(self) -> None:
+    def _preflight(self) -> dict:
         """The checklist on the model this run starts from (copies only, RNG forked: the run is
         the same with or without it). Results go to preflight.json and the record; a failed
         check stops the run before any compute is spent on it."""
@@ -206,11 +215,11 @@ class Trainer:
 
         results = run_checks(setup_from_spec(self.spec, self.data, self.model))
         atomic_write_text(self.run_dir / PREFLIGHT, json.dumps([r.as_dict() for r in results], indent=1))
-        self.record.log("preflight", 0, **{r.name: r.status for r in results})
         failed = [r for r in results if r.status == "fail"]
         if failed:
             raise TrainingError("preflight failed: " + "; ".join(f"{r.name}: {r.advice}" for r in failed)
                                 + f" (details in {self.run_dir / PREFLIGHT}; train.preflight: false skips the checks)")
+        return {r.name: r.status for r in results}
 
     def _flush(self) -> None:
         if self.watch is not None:
