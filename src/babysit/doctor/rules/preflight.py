@@ -1,0 +1,46 @@
+"""Rules that read the preflight checklist's results (babysit.preflight.checks, LECTURES.md §2):
+each failed or warned check becomes a finding with a stable code. The thresholds live in the
+checks themselves."""
+from __future__ import annotations
+
+from babysit.doctor.findings import Finding, rule
+
+
+def _result(view, name: str):
+    return next((r for r in view.preflight if r.get("name") == name), None)
+
+
+def _failed(view, name: str, statuses=("warn", "fail")):
+    r = _result(view, name)
+    return r if r is not None and r.get("status") in statuses else None
+
+
+@rule("data-not-centered")
+def data_not_centered(view) -> list[Finding]:
+    """The data check warned about centring or scales (its CENTRED and SCALE_SPREAD bounds)."""
+    r = _failed(view, "data")
+    if r is None or not any(k in r["advice"] for k in ("preprocess",)):
+        return []
+    return [Finding("data-not-centered", "warning", "input", r["measured"],
+                    r["advice"] or "Zero-centre and scale the inputs (data.preprocess: standardize).",
+                    fix="standardize")]
+
+
+@rule("reg-not-increasing-loss")
+def reg_not_increasing_loss(view) -> list[Finding]:
+    """The regularization check: turning regularization up did not raise the loss (item 4)."""
+    r = _failed(view, "regularization")
+    if r is None:
+        return []
+    return [Finding("reg-not-increasing-loss", "warning", None, r["measured"],
+                    r["advice"] or "Raising regularization did not raise the loss: check that the penalty "
+                    "reaches the loss and the parameters.")]
+
+
+@rule("cannot-overfit-tiny")
+def cannot_overfit_tiny(view) -> list[Finding]:
+    """The overfit-tiny check failed: the model could not memorize a tiny subset (item 5)."""
+    r = _failed(view, "overfit-tiny", ("fail",))
+    if r is None:
+        return []
+    return [Finding("cannot-overfit-tiny", "warning", None, r["measured"], r["advice"])]

@@ -1,0 +1,67 @@
+"""Fixes edit the spec as documented; the repair plan applies one lr change per round."""
+import re
+from pathlib import Path
+
+import pytest
+
+from babysit.doctor import RULES, Finding
+from babysit.doctor.fixes import FIXES
+from babysit.doctor.repair import plan_fixes
+from babysit.spec import load_spec
+
+DESIGN = Path("/work/shared/DESIGN.md")
+
+
+def test_every_design_code_has_a_rule_and_every_fix_is_registered():
+    if DESIGN.is_file():
+        table = DESIGN.read_text().split("Finding codes")[1].split("The library path")[0]
+        design = set(re.findall(r"^\| `([a-z-]+)`", table, re.M))
+        design |= {"update-ratio-low"}  # the table lists high / low in one row
+        assert design <= set(RULES), design - set(RULES)
+    assert len(RULES) >= 20
+
+
+def _f(code, fix, **evidence):
+    return Finding(code, "warning", "fc1.weight", evidence, "", fix)
+
+
+def test_makemore_original_gets_output_scale_and_kaiming():
+    spec = load_spec("makemore-original")
+    new, changes = plan_fixes(spec, [_f("init-loss-high", "output-scale", first_loss=27, ln_C=3.3),
+                                     _f("saturated-activations", "gain-init")])
+    assert new.model.init.output.scale == 0.01 and new.model.init.output.bias == "zeros"
+    assert new.model.init.hidden.weight == "kaiming" and new.model.init.hidden.bias == "zeros"
+    assert [c["code"] for c in changes] == ["init-loss-high", "saturated-activations"]
+    # a second round of the same saturation falls back to BatchNorm
+    again, _ = plan_fixes(new, [_f("saturated-activations", "gain-init")])
+    assert again.model.batchnorm is True
+
+
+def test_lr_fixes_scale_by_the_documented_factors_and_one_per_round():
+    spec = load_spec("makemore-kaiming")  # lr 0.1
+    new, _ = plan_fixes(spec, [_f("update-ratio-high", "lower-lr", median_log10_update_data=-1.0)])
+    assert new.optim.lr == pytest.approx(0.001)  # 10^(-1 - -3) = 100x too large
+    new, _ = plan_fixes(spec, [_f("update-ratio-low", "raise-lr", median_log10_update_data=-5.5)])
+    assert new.optim.lr == pytest.approx(10.0)  # capped at 100x
+    new, _ = plan_fixes(spec, [_f("loss-oscillating", "lower-lr")])
+    assert new.optim.lr == pytest.approx(0.0333)
+    both, changes = plan_fixes(spec, [Finding("loss-diverged", "error", "loss", {}, "", "lower-lr"),
+                                      _f("update-ratio-low", "raise-lr", median_log10_update_data=-5.5)])
+    assert both.optim.lr == pytest.approx(0.01) and len(changes) == 1  # the error wins
+
+
+def test_structure_and_regularization_fixes():
+    bn = load_spec("makemore-bn", ["model.bias=true", "train.batch_size=2"])
+    new, _ = plan_fixes(bn, [_f("bias-before-norm", "bias-off"), _f("batchnorm-small-batch", "larger-batch")])
+    assert new.model.bias == "auto" and new.train.batch_size == 32
+    d = load_spec("digits-mlp")  # dropout 0.1, weight decay 1e-4
+    new, _ = plan_fixes(d, [_f("overfitting", "regularize")])
+    assert new.model.dropout == pytest.approx(0.35) and new.optim.weight_decay == pytest.approx(1e-3)
+    assert set(FIXES) >= {"output-scale", "gain-init", "lower-lr", "raise-lr", "leaky-relu", "grad-clip",
+                          "bias-off", "regularize", "standardize", "larger-batch", "capacity"}
+
+
+def test_nothing_left_to_fix_returns_none():
+    spec = load_spec("makemore-bn")  # bias auto already
+    assert plan_fixes(spec, [_f("bias-before-norm", "bias-off")]) == (None, [])
+    assert plan_fixes(spec, [Finding("underfitting", "warning", None, {}, "")]) == (None, [])
