@@ -44,6 +44,10 @@ def test_underfitting_near_chance_without_a_gap_at_the_end():
     assert RULES["underfitting"](view(evals=_evals([0.75 * ln27], [0.74 * ln27]), finished=True)) == []
     gap = _evals([0.85 * ln27], [0.6 * ln27])
     assert RULES["underfitting"](view(evals=gap, finished=True)) == []
+    levelled = _evals([0.86 * ln27, 0.85 * ln27], [0.85 * ln27, 0.84 * ln27])  # 1.2% gain
+    assert codes(RULES["underfitting"](view(evals=levelled, finished=True))) == [("underfitting", None)]
+    improving = _evals([0.9 * ln27, 0.85 * ln27], [0.89 * ln27, 0.84 * ln27])  # 5.6% gain: train longer
+    assert RULES["underfitting"](view(evals=improving, finished=True)) == []
 
 
 def _check(name, status, advice=""):

@@ -13,6 +13,9 @@ OVERFIT_RISE, OVERFIT_GAP = 0.10, 0.20
 # ln(C) (chance level) with the gap under UNDERFIT_GAP of it. The suite's healthy runs end at
 # 0.02-0.65 x ln(C) (makemore's best MLPs at 2.10 / 3.30 = 0.64).
 UNDERFIT_SHARE, UNDERFIT_GAP = 0.80, 0.05
+# ... and only once the val loss has levelled off: less than UNDERFIT_PROGRESS relative gain over
+# the last two evaluations (a run cut short while still improving needs more steps, not capacity).
+UNDERFIT_PROGRESS = 0.02
 
 
 def _gap(e: dict) -> float | None:
@@ -42,14 +45,15 @@ def overfitting(view) -> list[Finding]:
 
 @rule("underfitting")
 def underfitting(view) -> list[Finding]:
-    """At the end: val loss above UNDERFIT_SHARE x ln(C) with a gap under UNDERFIT_GAP."""
+    """At the end: val loss above UNDERFIT_SHARE x ln(C), gap under UNDERFIT_GAP, levelled off."""
     c = view.classes()
     evals = [e for e in view.evals if _gap(e) is not None]
     if not view.finished or not evals or not c or c < 2:
         return []
     last, ln_c = evals[-1], math.log(c)
+    gain = (evals[-2]["val_loss"] - last["val_loss"]) / evals[-2]["val_loss"] if len(evals) > 1 else 0.0
     if not math.isfinite(last["val_loss"]) or last["val_loss"] <= UNDERFIT_SHARE * ln_c \
-            or abs(_gap(last)) >= UNDERFIT_GAP * last["val_loss"]:
+            or abs(_gap(last)) >= UNDERFIT_GAP * last["val_loss"] or gain >= UNDERFIT_PROGRESS:
         return []
     return [Finding("underfitting", "warning", None,
                     {"val_loss": rnd(last["val_loss"]), "train_loss": rnd(last["train_probe_loss"]),
