@@ -51,6 +51,8 @@ def _train(spec, out: Path | None, resume: bool, quiet: bool) -> tuple[dict, Pat
     click.echo(f"run directory: {run_dir}")
     summary = Trainer(spec, run_dir, resume=resume, progress=not quiet).fit()
     _print_summary(summary)
+    from babysit.doctor.cli import echo_findings
+    echo_findings(run_dir)
     return summary, run_dir
 
 
@@ -61,7 +63,9 @@ def _train(spec, out: Path | None, resume: bool, quiet: bool) -> tuple[dict, Pat
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<name>, never overwritten).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint, exactly.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(spec, overrides, out, resume, quiet):
+@click.option("--repair", is_flag=True, help="Apply the doctor's fixes to the spec and train again (RUN/repairs.json).")
+@click.option("--max-repairs", type=click.IntRange(min=0), default=3, show_default=True, help="With --repair: at most K restarts.")
+def train(spec, overrides, out, resume, quiet, repair, max_repairs):
     """Train from SPEC: a YAML file or a preset name (see `babysit presets`).
 
     With --resume, the run continues from RUN_DIR/checkpoint.pt with the run's own spec.yaml.
@@ -82,6 +86,9 @@ def train(spec, overrides, out, resume, quiet):
         if changed:
             click.echo(f"note: resuming with {out / 'spec.yaml'}; {spec} differs in: {', '.join(changed)}")
         spec = str(out / "spec.yaml")
+    if repair:
+        from babysit.doctor.repair import repair_command
+        return repair_command(load_spec(spec, list(overrides)), out, resume, quiet, max_repairs)
     _train(load_spec(spec, list(overrides)), out, resume, quiet)
 
 
@@ -254,6 +261,10 @@ def presets():
         first = path.read_text().splitlines()[0].lstrip("# ")
         click.echo(f"{path.stem:22s} {first}")
 
+
+from babysit.doctor.cli import doctor_cmd  # noqa: E402
+
+main.add_command(doctor_cmd)
 
 if __name__ == "__main__":
     main()

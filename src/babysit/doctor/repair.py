@@ -91,3 +91,16 @@ def train_with_repairs(spec: Spec, run_dir: Path | str, *, max_repairs: int = DE
 
 def _write(run_dir: Path, attempts: list[dict], best: Optional[int] = None) -> None:
     atomic_write_text(run_dir / REPAIRS, json.dumps({"attempts": attempts, "best": best}, indent=2))
+
+
+def repair_command(spec: Spec, out: Optional[Path], resume: bool, quiet: bool, max_repairs: int) -> dict:
+    """`babysit train SPEC --repair`: the repair loop with the CLI's run directory and messages."""
+    import click
+
+    from babysit.runs import new_run_dir
+
+    if resume:
+        raise click.UsageError("--repair starts from scratch; it cannot be combined with --resume")
+    run_dir = out or new_run_dir(spec.name)
+    click.echo(f"run directory: {run_dir} (repairs under {run_dir}/repair-K, log in {run_dir / REPAIRS})")
+    return train_with_repairs(spec, run_dir, max_repairs=max_repairs, progress=not quiet, echo=click.echo)
