@@ -52,6 +52,8 @@ def _curve(flat_steps, total=1000, start=3.3, end=2.0):
 def test_loss_plateau_when_flat_for_a_third_of_the_run():
     assert codes(RULES["loss-plateau"](view(_curve(400)))) == [("loss-plateau", "loss")]
     assert RULES["loss-plateau"](view(_curve(200))) == []  # 20% of the run: under PLATEAU_SHARE
+    rising = [3.3] * 400 + [3.3 + 0.01 * i for i in range(600)]  # flat, then up: not a plateau
+    assert RULES["loss-plateau"](view(rising)) == []
 
 
 def test_plateau_that_never_drops_is_lr_too_low_and_raises_the_lr():
@@ -63,7 +65,7 @@ def test_plateau_that_never_drops_is_lr_too_low_and_raises_the_lr():
 def test_loss_oscillating_needs_big_swings_and_no_progress():
     swing = [3.3 if i % 2 else 1.3 for i in range(400)]  # std 1.0 = 0.30 ln(27)
     assert codes(RULES["loss-oscillating"](view(swing))) == [("loss-oscillating", "loss")]
-    small = [2.8 if i % 2 else 2.0 for i in range(400)]  # std 0.4 = 0.12 ln(27)
+    small = [2.8 if i % 2 else 2.0 for i in range(400)]  # std 0.4 = 0.12 ln(27), under 0.15
     assert RULES["loss-oscillating"](view(small)) == []
     falling = [x - 1.5 * i / 400 for i, x in enumerate(swing)]  # same swings, real progress
     assert RULES["loss-oscillating"](view(falling)) == []

@@ -25,15 +25,19 @@ def test_batchnorm_small_batch_below_eight():
     assert RULES["batchnorm-small-batch"](view(model=plain, batch_size=2)) == []
 
 
-def _evals(vals, trains):
-    return [{"step": 100 * (i + 1), "val_loss": v, "train_probe_loss": t} for i, (v, t) in enumerate(zip(vals, trains))]
+def _evals(vals, trains, gaps=None):
+    gaps = gaps or [0.0] * len(vals)
+    return [{"step": 100 * (i + 1), "val_loss": v, "train_probe_loss": t, "train_acc": 0.8 + g, "val_acc": 0.8}
+            for i, (v, t, g) in enumerate(zip(vals, trains, gaps))]
 
 
-def test_overfitting_when_val_turns_up_while_train_falls():
-    up = _evals([1.0, 0.8, 0.9], [0.9, 0.5, 0.3])  # +12.5% from the best, gap 67%
+def test_overfitting_when_val_turns_up_while_train_falls_and_the_accuracy_gap_grows():
+    up = _evals([1.0, 0.8, 0.9], [0.9, 0.5, 0.3], [0.02, 0.05, 0.11])  # +12.5% from the best
     assert codes(RULES["overfitting"](view(evals=up))) == [("overfitting", None)]
-    assert RULES["overfitting"](view(evals=_evals([1.0, 0.8, 0.87], [0.9, 0.5, 0.3]))) == []  # +8.75%
-    assert RULES["overfitting"](view(evals=_evals([1.0, 0.8, 0.9], [0.9, 0.5, 0.75]))) == []  # gap 17%
+    assert RULES["overfitting"](view(evals=_evals([1.0, 0.8, 0.87], [0.9, 0.5, 0.3], [0.02, 0.05, 0.11]))) == []
+    assert RULES["overfitting"](view(evals=_evals([1.0, 0.8, 0.9], [0.9, 0.5, 0.3], [0.02, 0.05, 0.09]))) == []
+    # a gap already as large at the best evaluation is not growing
+    assert RULES["overfitting"](view(evals=_evals([1.0, 0.8, 0.9], [0.9, 0.5, 0.3], [0.02, 0.15, 0.12]))) == []
 
 
 def test_underfitting_near_chance_without_a_gap_at_the_end():
@@ -50,16 +54,17 @@ def test_underfitting_near_chance_without_a_gap_at_the_end():
     assert RULES["underfitting"](view(evals=improving, finished=True)) == []
 
 
-def _check(name, status, advice=""):
-    return {"name": name, "status": status, "measured": {"x": 1}, "expected": "", "advice": advice}
+def _check(name, status, advice="", **measured):
+    return {"name": name, "status": status, "measured": measured, "expected": "", "advice": advice}
 
 
 def test_preflight_results_map_to_codes():
-    data = _check("data", "warn", "set data.preprocess: center (images) or standardize (LECTURES.md §1)")
+    data = _check("data", "warn", "set data.preprocess: standardize", mean_abs_over_std=0.6, std_spread=3.0)
     assert codes(RULES["data-not-centered"](view(preflight=[data]))) == [("data-not-centered", "input")]
-    assert RULES["data-not-centered"](view(preflight=[_check("data", "pass")])) == []
-    overlap = _check("data", "warn", "de-duplicate before splitting")
-    assert RULES["data-not-centered"](view(preflight=[overlap])) == []  # another data problem
+    near = _check("data", "warn", "set data.preprocess: standardize", mean_abs_over_std=0.4, std_spread=3.0)
+    assert RULES["data-not-centered"](view(preflight=[near])) == []
+    spread = _check("data", "warn", "set data.preprocess: standardize", mean_abs_over_std=0.0, std_spread=250.0)
+    assert RULES["data-not-centered"](view(preflight=[spread])) == []  # centred images, uneven pixels
     assert codes(RULES["cannot-overfit-tiny"](view(preflight=[_check("overfit-tiny", "fail")]))) == \
         [("cannot-overfit-tiny", None)]
     assert RULES["cannot-overfit-tiny"](view(preflight=[_check("overfit-tiny", "pass")])) == []

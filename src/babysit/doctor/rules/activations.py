@@ -15,8 +15,10 @@ SATURATION_SHARE = 0.40
 DEAD_SHARE = 0.50
 # Collapse (L6 init experiment, std 0.01: activations shrink to 0 layer by layer): a hidden layer
 # after the first whose activation std is below COLLAPSE_STD and below COLLAPSE_RATIO x the first
-# hidden layer's. Healthy nets keep std ~0.65 (tanh) or ~0.5-1 (ReLU) at every depth.
-COLLAPSE_STD, COLLAPSE_RATIO = 0.05, 0.2
+# hidden layer's. Healthy nets keep std ~0.65 (tanh) or ~0.5-1 (ReLU) at every depth; the suite's
+# SiLU CNN with average pooling starts at 0.22 -> 0.04 (a mild shrink that trains fine), so the
+# bar sits an order of magnitude below both.
+COLLAPSE_STD, COLLAPSE_RATIO = 0.01, 0.1
 
 BOUNDED = ("tanh", "sigmoid")
 

@@ -46,7 +46,8 @@ def vanishing_gradients(view) -> list[Finding]:
 
 @rule("exploding-gradients")
 def exploding_gradients(view) -> list[Finding]:
-    """Gradient norm grown EXPLODE_GROWTH x since the first sample, or growing toward the input."""
+    """Gradient norm grown EXPLODE_GROWTH x since the first sample (fix: clipping), or activation
+    gradients growing 1 / VANISH_RATIO x toward the input (an init problem; fix: gain-correct init)."""
     norms = [(s["step"], s.get("grad_norm")) for s in view.samples]
     norms = [(t, n) for t, n in norms if n is not None and math.isfinite(n)]
     if len(norms) >= 2 and norms[0][1] > 0:
@@ -57,16 +58,21 @@ def exploding_gradients(view) -> list[Finding]:
     for s in _checked(view):
         r = _depth_ratio(s)
         if r and r[2] > 1 / VANISH_RATIO:
-            return [_explode(view, {"step": s["step"], "grad_std_first": rnd(r[0]["grad_std"]),
-                                    "grad_std_last": rnd(r[1]["grad_std"]), "ratio": rnd(r[2], 3)}, r[0]["name"])]
+            return [Finding("exploding-gradients", "warning", r[0]["name"],
+                            {"step": s["step"], "grad_std_first": rnd(r[0]["grad_std"]),
+                             "grad_std_last": rnd(r[1]["grad_std"]), "ratio": rnd(r[2], 3),
+                             "threshold": 1 / VANISH_RATIO},
+                            f"Gradients grow {rnd(r[2], 2):g}x from {r[1]['name']} back to {r[0]['name']}: the init's "
+                            "gain is too large for this depth. Use a gain-correct init (kaiming) or BatchNorm.",
+                            fix="gain-init")]
     return []
 
 
-def _explode(view, evidence: dict, where: str | None = None) -> Finding:
+def _explode(view, evidence: dict) -> Finding:
     evidence["threshold"] = EXPLODE_GROWTH
-    return Finding("exploding-gradients", "warning", where or "model", evidence,
-                   "Gradient norms grow by orders of magnitude: clip them (train.grad_clip: 1.0) and check the "
-                   "learning rate and init.", fix="grad-clip")
+    return Finding("exploding-gradients", "warning", "model", evidence,
+                   "The gradient norm grew by orders of magnitude during training: clip it (train.grad_clip: 1.0) "
+                   "and check the learning rate.", fix="grad-clip")
 
 
 def _updates(view) -> dict[str, float]:

@@ -4,6 +4,7 @@ checks themselves."""
 from __future__ import annotations
 
 from babysit.doctor.findings import Finding, rule
+from babysit.preflight.checks import CENTRED
 
 
 def _result(view, name: str):
@@ -17,9 +18,12 @@ def _failed(view, name: str, statuses=("warn", "fail")):
 
 @rule("data-not-centered")
 def data_not_centered(view) -> list[Finding]:
-    """The data check warned about centring or scales (its CENTRED and SCALE_SPREAD bounds)."""
+    """The data check found the inputs, as the network sees them, off-centre: mean |mean|/std per
+    feature above its CENTRED bound. A spread of feature scales alone, once centred, is left to the
+    check's own warning: images are zero-centred only (LECTURES.md §1) and their border pixels
+    have tiny stds (digits centred: 250x spread)."""
     r = _failed(view, "data")
-    if r is None or not any(k in r["advice"] for k in ("preprocess",)):
+    if r is None or (r["measured"].get("mean_abs_over_std") or 0.0) <= CENTRED:
         return []
     return [Finding("data-not-centered", "warning", "input", r["measured"],
                     r["advice"] or "Zero-centre and scale the inputs (data.preprocess: standardize).",
