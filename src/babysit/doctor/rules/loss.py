@@ -118,7 +118,7 @@ def non_finite(view) -> list[Finding]:
 def loss_diverged(view) -> list[Finding]:
     """A DIVERGE_WINDOW-step mean loss above DIVERGE_FACTOR x the first loss (item 8)."""
     first = _first_loss(view)
-    if first is None or len(view.losses) < DIVERGE_WINDOW:
+    if first is None or first <= 0 or len(view.losses) < DIVERGE_WINDOW:  # <= 0: not a likelihood loss
         return []
     x = np.asarray(view.losses, dtype=float)
     x[~np.isfinite(x)] = np.inf  # a NaN step counts as blown up
