@@ -48,6 +48,19 @@ def test_lr_fixes_scale_by_the_documented_factors_and_one_per_round():
     both, changes = plan_fixes(spec, [Finding("loss-diverged", "error", "loss", {}, "", "lower-lr"),
                                       _f("update-ratio-low", "raise-lr", median_log10_update_data=-5.5)])
     assert both.optim.lr == pytest.approx(0.01) and len(changes) == 1  # the error wins
+    # lowering: the strongest cut asked for (update-ratio-high at 10^-0.5 asks for /100 over the /10)
+    strong, changes = plan_fixes(spec, [Finding("loss-diverged", "error", "loss", {}, "", "lower-lr"),
+                                        _f("update-ratio-high", "lower-lr", median_log10_update_data=-0.5)])
+    assert strong.optim.lr == pytest.approx(0.001) and [c["code"] for c in changes] == ["update-ratio-high"]
+
+
+def test_capacity_is_a_last_resort():
+    spec = load_spec("makemore-kaiming")
+    new, changes = plan_fixes(spec, [_f("underfitting", "capacity"),
+                                     _f("update-ratio-low", "raise-lr", median_log10_update_data=-6.0)])
+    assert [c["fix"] for c in changes] == ["raise-lr"] and new.model.hidden == [200]
+    alone, _ = plan_fixes(spec, [_f("underfitting", "capacity")])
+    assert alone.model.hidden == [800]
 
 
 def test_structure_and_regularization_fixes():
@@ -57,6 +70,8 @@ def test_structure_and_regularization_fixes():
     d = load_spec("digits-mlp")  # dropout 0.1, weight decay 1e-4
     new, _ = plan_fixes(d, [_f("overfitting", "regularize")])
     assert new.model.dropout == pytest.approx(0.35) and new.optim.weight_decay == pytest.approx(1e-3)
+    new, _ = plan_fixes(load_spec("makemore-kaiming"), [_f("overfitting", "regularize")])
+    assert new.model.dropout == pytest.approx(0.25) and new.optim.weight_decay == pytest.approx(1e-3)
     assert set(FIXES) >= {"output-scale", "gain-init", "lower-lr", "raise-lr", "leaky-relu", "grad-clip",
                           "bias-off", "regularize", "standardize", "larger-batch", "capacity"}
 

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Optional
 
 from babysit.doctor.callback import DoctorCallback
 from babysit.doctor.findings import SEVERITIES, Finding
-from babysit.doctor.fixes import FIX_GROUPS, apply
+from babysit.doctor.fixes import FIX_GROUPS, LAST_RESORT, apply
 from babysit.spec import Spec, spec_from_dict
 from babysit.train.checkpoint import atomic_write_text
 
@@ -23,14 +23,19 @@ DEFAULT_MAX_REPAIRS = 3
 
 def plan_fixes(spec: Spec, findings: Iterable[Finding]) -> tuple[Optional[Spec], list[dict]]:
     """The repaired spec and the list of changes, or (None, []) when no finding has a fix left.
-    Errors first; one fix per fix name and per group (one lr change per round)."""
+    Errors first; one fix per fix name and per group. One lr change per round: the direction of the
+    most severe lr finding, by the largest factor any finding in that direction asks for."""
     raw = spec.model_dump(mode="json")
     done_fix, done_group, changes = set(), set(), []
     rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
-    for f in sorted(findings, key=lambda f: rank[f.severity]):
+    ordered = sorted(findings, key=lambda f: rank[f.severity])
+    ordered = [f for f in ordered if f.fix not in LAST_RESORT] + [f for f in ordered if f.fix in LAST_RESORT]
+    for f in ordered:
         group = FIX_GROUPS.get(f.fix, f.fix)
-        if f.fix is None or f.fix in done_fix or group in done_group:
+        if f.fix is None or f.fix in done_fix or group in done_group or (f.fix in LAST_RESORT and changes):
             continue
+        if group == "lr":
+            f = _strongest(raw, [g for g in ordered if g.fix == f.fix])
         change = apply(raw, f)
         if change is None:
             continue
@@ -40,6 +45,21 @@ def plan_fixes(spec: Spec, findings: Iterable[Finding]) -> tuple[Optional[Spec],
     if not changes:
         return None, []
     return spec_from_dict(raw, f"{spec.name} (repaired)"), changes
+
+
+def _strongest(raw: dict, same_way: list[Finding]) -> Finding:
+    """Of the findings asking to move the lr one way, the one that moves it furthest."""
+    import copy
+
+    def lr_after(f):
+        trial = copy.deepcopy(raw)
+        return apply(trial, f) and trial["optim"]["lr"]
+    lrs = [(lr_after(f), f) for f in same_way]
+    lrs = [(lr, f) for lr, f in lrs if lr]
+    if not lrs:
+        return same_way[0]
+    pick = min if same_way[0].fix == "lower-lr" else max
+    return pick(lrs, key=lambda t: t[0])[1]
 
 
 def train_with_repairs(spec: Spec, run_dir: Path | str, *, max_repairs: int = DEFAULT_MAX_REPAIRS,

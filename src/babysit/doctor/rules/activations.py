@@ -19,6 +19,10 @@ DEAD_SHARE = 0.50
 # SiLU CNN with average pooling starts at 0.22 -> 0.04 (a mild shrink that trains fine), so the
 # bar sits an order of magnitude below both.
 COLLAPSE_STD, COLLAPSE_RATIO = 0.01, 0.1
+# Dead units after "a too-high learning rate" (L6, the common cause): when the weight feeding the
+# layer moves by more than 10^DEAD_LR_HIGH of itself per step (half a decade above the lectures'
+# -3), the fix is a lower lr; otherwise leaky ReLU.
+DEAD_LR_HIGH = -2.5
 
 BOUNDED = ("tanh", "sigmoid")
 
@@ -58,15 +62,31 @@ def saturated_activations(view) -> list[Finding]:
 @rule("dead-units")
 def dead_units(view) -> list[Finding]:
     """More than DEAD_SHARE of a ReLU layer's units inactive on every example of the batch."""
-    found = []
+    from babysit.doctor.rules.gradients import _updates
+    found, updates, feeding = [], _updates(view), _feeding_weights(view)
     for name, (s, row) in _per_layer(view, lambda r: r.get("dead") if r["kind"] == "relu" else None).items():
         if row["dead"] > DEAD_SHARE:
+            u = updates.get(feeding.get(name))
+            high = u is not None and u > DEAD_LR_HIGH
             found.append(Finding("dead-units", "warning", name,
-                                 {"step": s["step"], "dead_share": rnd(row["dead"], 3), "threshold": DEAD_SHARE},
+                                 {"step": s["step"], "dead_share": rnd(row["dead"], 3), "threshold": DEAD_SHARE,
+                                  "median_log10_update_data": rnd(u, 3)},
                                  f"{rnd(100 * row['dead'], 3)}% of {name}'s units output 0 on every example and no "
-                                 "longer learn, usually after too high a learning rate: use leaky ReLU or lower optim.lr.",
-                                 fix="leaky-relu"))
+                                 "longer learn, usually after too high a learning rate: "
+                                 + ("lower optim.lr (its weight moves too fast)." if high else "use leaky ReLU."),
+                                 fix="lower-lr" if high else "leaky-relu"))
     return found
+
+
+def _feeding_weights(view) -> dict[str, str]:
+    """Activation layer -> the weight matrix feeding it (the last weight layer before it in order)."""
+    out, last = {}, None
+    for name, kind in view.order:
+        if kind == "weights":
+            last = f"{name}.weight"
+        elif last is not None:
+            out[name] = last
+    return out
 
 
 @rule("activations-collapse")
