@@ -42,16 +42,24 @@ def test_lr_fixes_scale_by_the_documented_factors_and_one_per_round():
     new, _ = plan_fixes(spec, [_f("update-ratio-high", "lower-lr", median_log10_update_data=-1.0)])
     assert new.optim.lr == pytest.approx(0.001)  # 10^(-1 - -3) = 100x too large
     new, _ = plan_fixes(spec, [_f("update-ratio-low", "raise-lr", median_log10_update_data=-5.5)])
-    assert new.optim.lr == pytest.approx(10.0)  # capped at 100x
+    assert new.optim.lr == pytest.approx(31.6, rel=1e-2)  # 10^2.5 (under the 1000x cap)
     new, _ = plan_fixes(spec, [_f("loss-oscillating", "lower-lr")])
     assert new.optim.lr == pytest.approx(0.0333)
     both, changes = plan_fixes(spec, [Finding("loss-diverged", "error", "loss", {}, "", "lower-lr"),
                                       _f("update-ratio-low", "raise-lr", median_log10_update_data=-5.5)])
     assert both.optim.lr == pytest.approx(0.01) and len(changes) == 1  # the error wins
-    # lowering: the strongest cut asked for (update-ratio-high at 10^-0.5 asks for /100 over the /10)
+    # lowering: the strongest cut asked for (update-ratio-high at 10^-0.5 asks for /316 over the /10)
     strong, changes = plan_fixes(spec, [Finding("loss-diverged", "error", "loss", {}, "", "lower-lr"),
                                         _f("update-ratio-high", "lower-lr", median_log10_update_data=-0.5)])
-    assert strong.optim.lr == pytest.approx(0.001) and [c["code"] for c in changes] == ["update-ratio-high"]
+    assert strong.optim.lr == pytest.approx(3.16e-4) and [c["code"] for c in changes] == ["update-ratio-high"]
+
+
+def test_dead_units_fix_switches_to_leaky_relu_and_cuts_a_fast_lr():
+    spec = load_spec("digits-mlp")  # relu, Adam 1e-3
+    new, _ = plan_fixes(spec, [_f("dead-units", "leaky-relu", median_log10_update_data=-2.0, lr_too_high=True)])
+    assert new.model.activation == "leaky_relu" and new.optim.lr == pytest.approx(1e-4)
+    new, _ = plan_fixes(spec, [_f("dead-units", "leaky-relu", median_log10_update_data=-2.8, lr_too_high=False)])
+    assert new.model.activation == "leaky_relu" and new.optim.lr == pytest.approx(1e-3)
 
 
 def test_capacity_is_a_last_resort():

@@ -23,14 +23,14 @@ def test_dead_units_past_half_a_relu_layer():
     assert RULES["dead-units"](_two(last_layers=alive)) == []
 
 
-def test_dead_units_fix_is_a_lower_lr_when_the_feeding_weight_moves_too_fast():
+def test_dead_units_evidence_says_when_the_feeding_weight_moves_too_fast():
     dead = [layer("act1", kind="relu", saturated=None, dead=0.6), layer("act2", kind="relu", saturated=None)]
     fast = [param("fc1.weight", update=-2.4), param("fc2.weight"), param("out.weight", (27, 10))]
     v = view(samples=[sample(1), sample(200, dead, fast)])
     f = RULES["dead-units"](v)[0]
-    assert f.fix == "lower-lr" and f.evidence["median_log10_update_data"] == -2.4
+    assert f.evidence["lr_too_high"] and f.evidence["median_log10_update_data"] == -2.4
     slow = [param("fc1.weight", update=-2.6), param("fc2.weight"), param("out.weight", (27, 10))]
-    assert RULES["dead-units"](view(samples=[sample(1), sample(200, dead, slow)]))[0].fix == "leaky-relu"
+    assert not RULES["dead-units"](view(samples=[sample(1), sample(200, dead, slow)]))[0].evidence["lr_too_high"]
 
 
 def test_collapse_needs_small_std_and_a_drop_from_the_first_layer():

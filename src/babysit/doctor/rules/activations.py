@@ -21,7 +21,7 @@ DEAD_SHARE = 0.50
 COLLAPSE_STD, COLLAPSE_RATIO = 0.01, 0.1
 # Dead units after "a too-high learning rate" (L6, the common cause): when the weight feeding the
 # layer moves by more than 10^DEAD_LR_HIGH of itself per step (half a decade above the lectures'
-# -3), the fix is a lower lr; otherwise leaky ReLU.
+# -3), the fix lowers the lr as well as switching to leaky ReLU.
 DEAD_LR_HIGH = -2.5
 
 BOUNDED = ("tanh", "sigmoid")
@@ -70,11 +70,11 @@ def dead_units(view) -> list[Finding]:
             high = u is not None and u > DEAD_LR_HIGH
             found.append(Finding("dead-units", "warning", name,
                                  {"step": s["step"], "dead_share": rnd(row["dead"], 3), "threshold": DEAD_SHARE,
-                                  "median_log10_update_data": rnd(u, 3)},
+                                  "median_log10_update_data": rnd(u, 3), "lr_too_high": high},
                                  f"{rnd(100 * row['dead'], 3)}% of {name}'s units output 0 on every example and no "
                                  "longer learn, usually after too high a learning rate: "
-                                 + ("lower optim.lr (its weight moves too fast)." if high else "use leaky ReLU."),
-                                 fix="lower-lr" if high else "leaky-relu"))
+                                 + ("use leaky ReLU and lower optim.lr (its weight moves too fast)." if high
+                                    else "use leaky ReLU."), fix="leaky-relu"))
     return found
 
 
