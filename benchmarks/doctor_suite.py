@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 from blobs import write_blobs  # noqa: E402
 
 from babysit.doctor.repair import train_with_repairs  # noqa: E402
-from babysit.spec import apply_overrides, load_spec, resolve_spec_path, spec_from_dict  # noqa: E402
+from babysit.spec import apply_overrides, resolve_spec_path, spec_from_dict  # noqa: E402
 
 REPAIR_TOLERANCE = 0.05  # the bar: within 5% of the healthy counterpart's val loss
 MAX_REPAIRS = 3

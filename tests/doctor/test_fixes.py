@@ -69,6 +69,11 @@ def test_capacity_is_a_last_resort():
     assert [c["fix"] for c in changes] == ["raise-lr"] and new.model.hidden == [200]
     alone, _ = plan_fixes(spec, [_f("underfitting", "capacity")])
     assert alone.model.hidden == [800]
+    # ... but less regularization, when that is the capacity fix's answer, is not
+    heavy = load_spec("makemore-kaiming", ["optim.weight_decay=1.0"])
+    new, changes = plan_fixes(heavy, [_f("underfitting", "capacity"),
+                                      _f("update-ratio-low", "raise-lr", median_log10_update_data=-4.0)])
+    assert {c["fix"] for c in changes} == {"raise-lr", "capacity"} and new.optim.weight_decay == pytest.approx(1e-3)
 
 
 def test_structure_and_regularization_fixes():
@@ -82,6 +87,13 @@ def test_structure_and_regularization_fixes():
     assert new.model.dropout == pytest.approx(0.25) and new.optim.weight_decay == pytest.approx(1e-3)
     assert set(FIXES) >= {"output-scale", "gain-init", "lower-lr", "raise-lr", "leaky-relu", "grad-clip",
                           "bias-off", "regularize", "standardize", "larger-batch", "capacity"}
+
+
+def test_data_fix_standardizes_features_and_centres_images():
+    mlp, _ = plan_fixes(load_spec("digits-mlp", ["data.preprocess=none"]), [_f("data-not-centered", "standardize")])
+    assert mlp.data.preprocess == "standardize"
+    cnn, _ = plan_fixes(load_spec("digits-cnn", ["data.preprocess=none"]), [_f("data-not-centered", "standardize")])
+    assert cnn.data.preprocess == "center"
 
 
 def test_nothing_left_to_fix_returns_none():

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Optional
 
 from babysit.doctor.callback import DoctorCallback
 from babysit.doctor.findings import SEVERITIES, Finding
-from babysit.doctor.fixes import FIX_GROUPS, LAST_RESORT, apply
+from babysit.doctor.fixes import FIX_GROUPS, apply, last_resort
 from babysit.spec import Spec, spec_from_dict
 from babysit.train.checkpoint import atomic_write_text
 
@@ -29,10 +29,11 @@ def plan_fixes(spec: Spec, findings: Iterable[Finding]) -> tuple[Optional[Spec],
     done_fix, done_group, changes = set(), set(), []
     rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
     ordered = sorted(findings, key=lambda f: rank[f.severity])
-    ordered = [f for f in ordered if f.fix not in LAST_RESORT] + [f for f in ordered if f.fix in LAST_RESORT]
+    late = [f for f in ordered if last_resort(raw, f)]
+    ordered = [f for f in ordered if f not in late] + late
     for f in ordered:
         group = FIX_GROUPS.get(f.fix, f.fix)
-        if f.fix is None or f.fix in done_fix or group in done_group or (f.fix in LAST_RESORT and changes):
+        if f.fix is None or f.fix in done_fix or group in done_group or (f in late and changes):
             continue
         if group == "lr":
             f = _strongest(raw, [g for g in ordered if g.fix == f.fix])
