@@ -52,6 +52,7 @@ def _curve(flat_steps, total=1000, start=3.3, end=2.0):
 def test_loss_plateau_when_flat_for_a_third_of_the_run():
     assert codes(RULES["loss-plateau"](view(_curve(400)))) == [("loss-plateau", "loss")]
     assert RULES["loss-plateau"](view(_curve(200))) == []  # 20% of the run: under PLATEAU_SHARE
+    assert RULES["loss-plateau"](view(_curve(400), loss_start=5001)) == []  # resumed: flat by nature
     rising = [3.3] * 400 + [3.3 + 0.01 * i for i in range(600)]  # flat, then up: not a plateau
     assert RULES["loss-plateau"](view(rising)) == []
 

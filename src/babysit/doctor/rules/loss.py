@@ -148,8 +148,8 @@ def _median_update(view) -> float | None:
 def loss_plateau(view) -> list[Finding]:
     """The window-mean loss stays within PLATEAU_DROP of its start for PLATEAU_SHARE of the run."""
     losses = view.losses
-    if len(losses) < PLATEAU_MIN_STEPS or not all(_finite(x) for x in losses):
-        return []
+    if view.loss_start != 1 or len(losses) < PLATEAU_MIN_STEPS or not all(_finite(x) for x in losses):
+        return []  # a resumed run's curve starts flat by nature
     w, means = _window_means(losses)
     left = next((i for i, m in enumerate(means) if abs(m - means[0]) > PLATEAU_DROP * means[0]), None)
     if left is not None and means[left] > means[0]:
