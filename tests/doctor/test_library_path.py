@@ -31,7 +31,7 @@ def test_watch_findings_match_the_trainers(tmp_path):
 
     _, data, model = build_start(spec, data)  # the same seed gives the same initial weights
     optimizer = torch.optim.SGD(model.parameters(), lr=spec.optim.lr)
-    watch = babysit.Watch(model, optimizer, every=spec.watch.every)
+    watch = babysit.Watch(model, optimizer, every=spec.watch.every, run_dir=tmp_path / "mine")
     gen = torch.Generator().manual_seed(1)
     x_all, y_all = data.train.x, data.train.y
     for _ in range(STEPS):
@@ -43,6 +43,9 @@ def test_watch_findings_match_the_trainers(tmp_path):
 
     assert ("init-loss-high", "out") in from_trainer and ("saturated-activations", "act1") in from_trainer
     assert from_loop == from_trainer
+    watch.close()  # `babysit doctor runs/mine` reads the same findings back from watch.jsonl
+    from_disk = _key(babysit.diagnose(babysit.RunView.from_run_dir(tmp_path / "mine", model=model, finished=True)))
+    assert from_disk == from_loop
     f = next(f for f in watch.findings() if f.code == "init-loss-high")
     assert f.evidence["ratio"] > 2 and "output" in f.advice
 
