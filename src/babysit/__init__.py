@@ -3,7 +3,7 @@ from babysit.preflight.gradcheck import gradcheck
 from babysit.spec import Spec, SpecError, load_spec
 from babysit.train import Callback, Trainer, TrainingError
 from babysit.watch.watch import Watch
-from babysit.doctor import Finding, RunView, diagnose  # noqa: E402  (the doctor: rules -> Findings)
+from babysit.doctor import Finding, RunView, diagnose
 
 __version__ = "0.1.0"
 __all__ = ["Callback", "Finding", "RunView", "Spec", "SpecError", "Trainer", "TrainingError", "Watch", "diagnose",

@@ -222,7 +222,8 @@ class Watch:
 
     def findings(self, **view) -> list:
         """The doctor's findings on what this Watch has seen (flushes first). Keyword arguments go
-        to babysit.doctor.RunView: evals=[{step, val_loss, train_probe_loss}], num_classes, preflight."""
+        to babysit.doctor.RunView: evals=[{step, val_loss, train_probe_loss, train_acc, val_acc}],
+        num_classes, preflight (CheckResult dicts)."""
         from babysit.doctor import RunView, diagnose
         view.setdefault("finished", True)
         return diagnose(RunView.from_watch(self, **view))
