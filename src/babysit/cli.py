@@ -51,6 +51,8 @@ def _train(spec, out: Path | None, resume: bool, quiet: bool) -> tuple[dict, Pat
     click.echo(f"run directory: {run_dir}")
     summary = Trainer(spec, run_dir, resume=resume, progress=not quiet).fit()
     _print_summary(summary)
+    from babysit.doctor.cli import echo_findings
+    echo_findings(run_dir)
     return summary, run_dir
 
 
@@ -63,7 +65,9 @@ def _train(spec, out: Path | None, resume: bool, quiet: bool) -> tuple[dict, Pat
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--seeds", type=click.IntRange(min=1), help="Train N independent members (seeds seed..seed+N-1) "
               "into OUT/member-K and evaluate their ensemble.")
-def train(spec, overrides, out, resume, quiet, seeds):
+@click.option("--repair", is_flag=True, help="Apply the doctor's fixes to the spec and train again (RUN/repairs.json).")
+@click.option("--max-repairs", type=click.IntRange(min=0), default=3, show_default=True, help="With --repair: at most K restarts.")
+def train(spec, overrides, out, resume, quiet, seeds, repair, max_repairs):
     """Train from SPEC: a YAML file or a preset name (see `babysit presets`).
 
     With --resume, the run continues from RUN_DIR/checkpoint.pt with the run's own spec.yaml.
@@ -84,12 +88,18 @@ def train(spec, overrides, out, resume, quiet, seeds):
         if changed:
             click.echo(f"note: resuming with {out / 'spec.yaml'}; {spec} differs in: {', '.join(changed)}")
         spec = str(out / "spec.yaml")
+    if seeds and repair:
+        raise click.UsageError("--seeds and --repair do not combine: repair one run, then train its "
+                               "repaired spec (RUN/repairs.json) with --seeds")
     if seeds:
         from babysit.cli_ensembles import train_seeds
 
         if resume:
             raise click.UsageError("--resume continues one run; resume each member with --out OUT/member-K")
         return train_seeds(load_spec(spec, list(overrides)), out, seeds, quiet)
+    if repair:
+        from babysit.doctor.repair import repair_command
+        return repair_command(load_spec(spec, list(overrides)), out, resume, quiet, max_repairs)
     _train(load_spec(spec, list(overrides)), out, resume, quiet)
 
 
@@ -268,9 +278,10 @@ def presets():
 
 # Commands that live beside their subsystem, registered here so `babysit --help` lists them all.
 from babysit.cli_ensembles import ensemble, finetune  # noqa: E402
+from babysit.doctor.cli import doctor_cmd  # noqa: E402
 from babysit.search.cli import search as search_command  # noqa: E402
 
-for _command in (ensemble, finetune, search_command):
+for _command in (doctor_cmd, ensemble, finetune, search_command):
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ def build_start(spec: Spec, data: Optional[Dataset] = None) -> tuple[torch.devic
 
 class Trainer:
     def __init__(self, spec: Spec, run_dir: Path | str, *, callbacks: Iterable[Callback] = (),
-                 progress: bool = True, resume: bool = False, data: Optional[Dataset] = None):
+                 progress: bool = True, resume: bool = False, data: Optional[Dataset] = None,
+                 doctor: bool = True):
         self.spec, self.run_dir, self.resume = spec, Path(run_dir), resume
         self.device, self.data, self.model = build_start(spec, data)
         self.train_split = self.data.train.to(self.device)
@@ -76,7 +77,11 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, spec.optim)
         self.penalty = build_penalty(spec)  # None unless train.regularizer adds a term to the loss
         self.schedule = Schedule(self.optimizer, spec.schedule, self.total_steps)
-        self.callbacks = from_spec(spec) + list(callbacks) + ([ProgressBar()] if progress else [])
+        from babysit.doctor.callback import DoctorCallback  # rules at evaluations; errors stop the run
+        callbacks = from_spec(spec) + list(callbacks)
+        if doctor and not any(isinstance(cb, DoctorCallback) for cb in callbacks):
+            callbacks.append(DoctorCallback())
+        self.callbacks = callbacks + ([ProgressBar()] if progress else [])
         self.record = Record(self.run_dir)
         self.step = 0
         self.elapsed = 0.0  # wall seconds of earlier sessions of this run (resume)

@@ -68,6 +68,8 @@ class Watch:
                             order=self._module_order(model))
         self.losses: list[float] = []
         self.lrs: list[float] = []
+        self.first_sample: Optional[dict] = None  # the initialization, kept for the doctor's rules
+        self.batch_size: Optional[int] = None  # read off the first hooked activation (batch norm rules)
         if self._is_sampled(self.steps + 1):
             self._arm()  # step 1 is always sampled: the state at initialization
 
@@ -104,6 +106,7 @@ class Watch:
             # A copy, since a later in-place op (ReLU(inplace=True), say) may overwrite the output;
             # the statistics are computed for all layers at once in _collect.
             self._captured[name] = output.detach().clone()
+            self.batch_size = output.shape[0]
             if output.requires_grad:
                 output.register_hook(lambda g: self._grads.__setitem__(name, g.detach()))
         return hook
@@ -179,6 +182,8 @@ class Watch:
             self._norms = []
         for fetched in (self._fetch_all(self._pending) if self._pending else []):
             self.samples.append(fetched)
+            if self.first_sample is None:
+                self.first_sample = fetched
             if self.record:
                 self.record.log("sample", fetched["step"], **{k: v for k, v in fetched.items() if k != "step"})
         self._pending = []
@@ -214,6 +219,14 @@ class Watch:
             at += 1
             out.append(fetched)
         return out
+
+    def findings(self, **view) -> list:
+        """The doctor's findings on what this Watch has seen (flushes first). Keyword arguments go
+        to babysit.doctor.RunView: evals=[{step, val_loss, train_probe_loss, train_acc, val_acc}],
+        num_classes, preflight (CheckResult dicts)."""
+        from babysit.doctor import RunView, diagnose
+        view.setdefault("finished", True)
+        return diagnose(RunView.from_watch(self, **view))
 
     def close(self) -> None:
         try:

@@ -1,0 +1,22 @@
+"""Running the rules: every registered rule (or the named ones) over one RunView."""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import babysit.doctor.rules  # noqa: F401  (registers the rules)
+from babysit.doctor.findings import RULES, SEVERITIES, Finding
+from babysit.doctor.view import RunView
+
+# Rules cheap enough to run at every log flush; they are the ones whose error stops training.
+STOP_RULES = ("non-finite", "loss-diverged")
+
+
+def diagnose(view: RunView, codes: Optional[Iterable[str]] = None) -> list[Finding]:
+    """Findings of the named rules (all by default), errors first, then in registry order."""
+    codes = list(codes) if codes is not None else list(RULES)
+    unknown = [c for c in codes if c not in RULES]
+    if unknown:
+        raise ValueError(f"unknown finding code(s) {', '.join(unknown)}; valid: {', '.join(RULES)}")
+    found = [f for c in codes for f in RULES[c](view)]
+    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
+    return sorted(found, key=lambda f: rank[f.severity])

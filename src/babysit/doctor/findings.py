@@ -1,0 +1,57 @@
+"""Findings and the rule registry.
+
+A Finding says what is wrong (a stable `code`, DESIGN.md), how bad (`severity`), where (a layer
+or parameter name, or None), the numbers that triggered it (`evidence`), what to do (`advice`)
+and, when the spec can be repaired automatically, the name of a registered fix (`fix`).
+A rule is a small function registered by its code; adding one touches one module and its test.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+SEVERITIES = ("info", "warning", "error")
+
+
+@dataclass
+class Finding:
+    code: str
+    severity: str
+    where: Optional[str]
+    evidence: dict = field(default_factory=dict)
+    advice: str = ""
+    fix: Optional[str] = None
+
+    def __post_init__(self):
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"Finding {self.code!r}: severity must be one of {', '.join(SEVERITIES)}, "
+                             f"got {self.severity!r}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Finding":
+        return cls(**{k: d.get(k) for k in ("code", "severity", "where", "evidence", "advice", "fix")})
+
+
+Rule = Callable[["RunView"], list[Finding]]  # noqa: F821 (RunView lives in doctor.view)
+RULES: dict[str, Rule] = {}
+
+
+def rule(code: str) -> Callable[[Rule], Rule]:
+    """Register `fn` as the rule that produces findings with this code."""
+    def register(fn: Rule) -> Rule:
+        if code in RULES:
+            raise ValueError(f"a rule for {code!r} is already registered ({RULES[code].__module__})")
+        fn.code = code
+        RULES[code] = fn
+        return fn
+    return register
+
+
+def rnd(x: Optional[float], digits: int = 4) -> Optional[float]:
+    """Evidence numbers rounded for reading (4 significant digits)."""
+    if x is None:
+        return None
+    return float(f"{x:.{digits}g}")

@@ -1,0 +1,197 @@
+"""Fixes: small registered functions that edit a spec (as a plain dict) to answer a finding.
+
+Each returns a one-line description of what it changed and why, or None when it has nothing left
+to try (the repair loop then stops for that finding). Several fixes change optim.lr; FIX_GROUPS
+lets the repair loop apply only one of them per round.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from babysit.doctor.findings import Finding
+
+Fix = Callable[[dict, Finding], Optional[str]]
+FIXES: dict[str, Fix] = {}
+FIX_GROUPS = {"lower-lr": "lr", "raise-lr": "lr"}
+# Applied only when no other fix applies in the same round: more capacity for an underfitting that
+# a too-low lr may explain. (Too much regularization is the capacity fix's own first answer, and
+# then it goes first: the suite's weight-decay-1.0 run ended 36% high when it waited.)
+LAST_RESORT = {"capacity"}
+
+
+def last_resort(spec: dict, f: Finding) -> bool:
+    return f.fix in LAST_RESORT and not _over_regularized(spec)
+
+
+def _over_regularized(spec: dict) -> bool:
+    return spec["optim"].get("weight_decay", 0) > WEIGHT_DECAY_START or spec["model"].get("dropout", 0) > MAX_DROPOUT
+
+# MM3's fix for a confidently wrong softmax: output weights x 0.01, bias 0 (LECTURES.md §2 item 3).
+OUTPUT_SCALE = 0.01
+# lr cuts. A blow-up (non-finite, 3x loss) means far too high: a decade (item 6's usual range
+# spans decades). Oscillation without blow-up is milder: /3 (a half-decade step).
+BLOWUP_CUT, SWING_CUT = 10.0, 3.0
+# The update:data fixes move the lr by the factor that brings the median ratio to 1e-3 (the
+# update scales linearly with lr for SGD and Adam alike), clamped to at most MAX_LR_FACTOR: three
+# decades (first 100: the suite's lr-1e-4 names run stopped at lr 1e-2, ratio -4.4, loss 9% high).
+TARGET_UPDATE_LOG10, MAX_LR_FACTOR = -3.0, 1000.0
+PLATEAU_RAISE = 10.0  # an lr-too-low plateau: one decade up
+GRAD_CLIP = 1.0  # global-norm clipping at 1.0, the usual starting value
+MIN_BATCH = 32  # MM3's batch for BatchNorm
+DROPOUT_STEP, MAX_DROPOUT = 0.25, 0.5  # L7: p = 0.5 is typical
+# Weight decay starts at 1e-3 (first tried 5e-4: the suite's overfitting case ended 5.5% above its
+# regularized counterpart after two rounds) and grows 10x per round.
+WEIGHT_DECAY_START, WEIGHT_DECAY_STEP = 1e-3, 10.0
+
+
+def fix(name: str):
+    def register(fn: Fix) -> Fix:
+        FIXES[name] = fn
+        return fn
+    return register
+
+
+@fix("output-scale")
+def output_scale(spec: dict, f: Finding) -> Optional[str]:
+    out = spec["model"]["init"]["output"]
+    old = out.get("scale", 1.0)
+    if old <= OUTPUT_SCALE * 1e-2:
+        return None
+    out["scale"] = OUTPUT_SCALE if old > OUTPUT_SCALE else old * 0.1
+    out["bias"] = "zeros"
+    return (f"model.init.output.scale {old:g} -> {out['scale']:g}, output bias zeros: diffuse logits at init "
+            f"(first loss {f.evidence.get('first_loss')} against ln(C) {f.evidence.get('ln_C')})")
+
+
+@fix("gain-init")
+def gain_init(spec: dict, f: Finding) -> Optional[str]:
+    m = spec["model"]
+    hidden = m["init"]["hidden"]
+    if hidden.get("weight") not in ("kaiming", "auto") or hidden.get("bias") != "zeros" or hidden.get("scale", 1) != 1:
+        old = hidden.get("weight")
+        hidden.update(weight="kaiming", bias="zeros", scale=1.0)
+        return (f"model.init.hidden.weight {old} -> kaiming (gain of {m['activation']}), hidden bias zeros: "
+                f"keeps each layer's activations at unit scale ({f.code} at {f.where})")
+    if not m.get("batchnorm"):
+        m["batchnorm"] = True
+        m["bias"] = "auto"
+        return f"model.batchnorm false -> true: normalizes every hidden layer ({f.code} at {f.where} with a gain-correct init)"
+    return None
+
+
+def _scale_lr(spec: dict, factor: float, why: str) -> str:
+    old = spec["optim"]["lr"]
+    spec["optim"]["lr"] = float(f"{old * factor:.3g}")
+    return f"optim.lr {old:g} -> {spec['optim']['lr']:g} ({why})"
+
+
+@fix("lower-lr")
+def lower_lr(spec: dict, f: Finding) -> Optional[str]:
+    if f.code == "update-ratio-high":
+        u = f.evidence["median_log10_update_data"]
+        cut = min(10 ** (u - TARGET_UPDATE_LOG10), MAX_LR_FACTOR)
+        return _scale_lr(spec, 1 / cut, f"/{cut:.3g}: brings {f.where}'s update:data from 10^{u:.2f} to about 10^-3")
+    if f.code == "loss-oscillating":
+        return _scale_lr(spec, 1 / SWING_CUT, f"/{SWING_CUT:g}: the loss swings without progress")
+    return _scale_lr(spec, 1 / BLOWUP_CUT, f"/{BLOWUP_CUT:g}: {f.code}, the lr is far too high")
+
+
+@fix("raise-lr")
+def raise_lr(spec: dict, f: Finding) -> Optional[str]:
+    if f.code == "update-ratio-low":
+        u = f.evidence["median_log10_update_data"]
+        up = min(10 ** (TARGET_UPDATE_LOG10 - u), MAX_LR_FACTOR)
+        return _scale_lr(spec, up, f"x{up:.3g}: brings {f.where}'s update:data from 10^{u:.2f} to about 10^-3")
+    return _scale_lr(spec, PLATEAU_RAISE, f"x{PLATEAU_RAISE:g}: the loss plateaued with the lr too low")
+
+
+@fix("leaky-relu")
+def leaky_relu(spec: dict, f: Finding) -> Optional[str]:
+    """Dead units: leaky ReLU, and when the feeding weight moved fast (the rule's DEAD_LR_HIGH) also
+    a lower lr, since what killed them would still hold the net back (suite: Adam at lr 0.05 ended
+    7% above its counterpart with either change alone)."""
+    out = []
+    if spec["model"]["activation"] == "relu":
+        spec["model"]["activation"] = "leaky_relu"
+        out.append(f"model.activation relu -> leaky_relu: negative inputs keep a gradient, units cannot die ({f.where})")
+    u = f.evidence.get("median_log10_update_data")
+    if f.evidence.get("lr_too_high") and u is not None:
+        cut = min(10 ** (u - TARGET_UPDATE_LOG10), MAX_LR_FACTOR)
+        out.append(_scale_lr(spec, 1 / cut, f"/{cut:.3g}: {f.where}'s weight moved 10^{u:.2f} of itself per step"))
+    elif not out:
+        out.append(_scale_lr(spec, 1 / SWING_CUT, f"/{SWING_CUT:g}: units still die without plain ReLU ({f.where})"))
+    return "; ".join(out)
+
+
+@fix("grad-clip")
+def grad_clip(spec: dict, f: Finding) -> Optional[str]:
+    t = spec["train"]
+    old = t.get("grad_clip")
+    t["grad_clip"] = GRAD_CLIP if old is None else old / 10
+    return f"train.grad_clip {old} -> {t['grad_clip']:g}: caps the global gradient norm ({f.code})"
+
+
+@fix("bias-off")
+def bias_off(spec: dict, f: Finding) -> Optional[str]:
+    old = spec["model"].get("bias")
+    if old is False or old == "auto":
+        return None
+    spec["model"]["bias"] = "auto"
+    return f"model.bias {old!s} -> auto: no bias in front of a BatchNorm ({f.where})"
+
+
+@fix("larger-batch")
+def larger_batch(spec: dict, f: Finding) -> Optional[str]:
+    old = spec["train"]["batch_size"]
+    if old == "full" or old >= MIN_BATCH:
+        return None
+    spec["train"]["batch_size"] = MIN_BATCH
+    return f"train.batch_size {old} -> {MIN_BATCH}: stable batch statistics for BatchNorm"
+
+
+@fix("standardize")
+def standardize(spec: dict, f: Finding) -> Optional[str]:
+    """Standardize features; images (a CNN's input) are zero-centred only (LECTURES.md §1)."""
+    old = spec["data"].get("preprocess", "none")
+    new = "center" if spec["model"]["kind"] == "cnn" or spec["data"]["kind"] == "images" else "standardize"
+    if old in (new, "standardize"):
+        return None
+    spec["data"]["preprocess"] = new
+    return f"data.preprocess {old} -> {new}: zero-mean inputs{', unit scale per feature' if new == 'standardize' else ''} (fit on train)"
+
+
+@fix("regularize")
+def regularize(spec: dict, f: Finding) -> Optional[str]:
+    m, o = spec["model"], spec["optim"]
+    changes = []
+    if m.get("dropout", 0) < MAX_DROPOUT:
+        new = min(m.get("dropout", 0) + DROPOUT_STEP, MAX_DROPOUT)
+        changes.append(f"model.dropout {m.get('dropout', 0):g} -> {new:g}")
+        m["dropout"] = new
+    old = o.get("weight_decay", 0.0)
+    o["weight_decay"] = WEIGHT_DECAY_START if old == 0 else old * WEIGHT_DECAY_STEP
+    changes.append(f"optim.weight_decay {old:g} -> {o['weight_decay']:g}")
+    return ", ".join(changes) + ": val loss rose while train loss fell (overfitting)"
+
+
+@fix("capacity")
+def capacity(spec: dict, f: Finding) -> Optional[str]:
+    m, o = spec["model"], spec["optim"]
+    if _over_regularized(spec):
+        old_wd, old_p = o.get("weight_decay", 0), m.get("dropout", 0)
+        o["weight_decay"] = min(old_wd, WEIGHT_DECAY_START)
+        m["dropout"] = min(old_p, DROPOUT_STEP)
+        return (f"optim.weight_decay {old_wd:g} -> {o['weight_decay']:g}, model.dropout {old_p:g} -> {m['dropout']:g}: "
+                "regularization held the model near chance (underfitting)")
+    old = list(m["hidden"])
+    m["hidden"] = [max(4 * h, 16) for h in old]
+    return f"model.hidden {old} -> {m['hidden']}: more capacity (underfitting, loss near chance with no gap)"
+
+
+def apply(spec: dict, f: Finding) -> Optional[str]:
+    if f.fix not in FIXES:
+        raise ValueError(f"finding {f.code} names fix {f.fix!r}, which is not registered; valid: {', '.join(FIXES)}")
+    return FIXES[f.fix](spec, f)
+
+
+__all__ = ["FIXES", "FIX_GROUPS", "apply", "fix"]

@@ -1,0 +1,2 @@
+"""The rule modules; importing this package registers every rule in doctor.findings.RULES."""
+from babysit.doctor.rules import activations, fit, gradients, loss, preflight, structure  # noqa: F401

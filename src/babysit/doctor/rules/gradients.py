@@ -1,0 +1,106 @@
+"""Rules on gradients and updates (LECTURES.md §2 item 10, §3): vanishing or exploding gradients,
+and the update:data ratio far from 1e-3."""
+from __future__ import annotations
+
+import math
+
+from babysit.doctor.findings import Finding, rnd, rule
+from babysit.doctor.rules.activations import _checked
+
+# Vanishing (§3: layer gradients "should look alike, neither shrinking nor exploding with depth"):
+# the input-side layer's activation-gradient std below VANISH_RATIO x the output-side one's, two
+# orders of magnitude. Healthy suite nets stay within one order.
+VANISH_RATIO = 1e-2
+# Exploding, over time: the global gradient norm at a sample more than EXPLODE_GROWTH x its value
+# at the first sample (orders of magnitude); or by depth: the input side's gradient std more than
+# 1 / VANISH_RATIO x the output side's.
+EXPLODE_GROWTH = 100.0
+# Update:data (item 10): log10 about -3 is good, -1 far too large. Median over the samples of
+# each weight matrix: above UPDATE_HIGH (30x the target) or below UPDATE_LOW (100x under it; an
+# lr decayed 10x late in a run still sits near -4).
+UPDATE_HIGH, UPDATE_LOW = -1.5, -5.0
+
+
+def _depth_ratio(s: dict):
+    rows = [r for r in s["layers"] if r.get("grad_std")]
+    if len(rows) < 2:
+        return None
+    return rows[0], rows[-1], rows[0]["grad_std"] / rows[-1]["grad_std"]
+
+
+@rule("vanishing-gradients")
+def vanishing_gradients(view) -> list[Finding]:
+    """Activation-gradient std at the first layer below VANISH_RATIO x that at the last."""
+    for s in _checked(view):
+        r = _depth_ratio(s)
+        if r and r[2] < VANISH_RATIO:
+            first, last, ratio = r
+            return [Finding("vanishing-gradients", "warning", first["name"],
+                            {"step": s["step"], "grad_std_first": rnd(first["grad_std"]), "grad_std_last":
+                             rnd(last["grad_std"]), "ratio": rnd(ratio, 3), "threshold": VANISH_RATIO},
+                            f"Gradients shrink {rnd(1 / ratio, 2):g}x from {last['name']} back to {first['name']}, so "
+                            "early layers barely learn: use a gain-correct init (kaiming) or BatchNorm.",
+                            fix="gain-init")]
+    return []
+
+
+@rule("exploding-gradients")
+def exploding_gradients(view) -> list[Finding]:
+    """Gradient norm grown EXPLODE_GROWTH x since the first sample (fix: clipping), or activation
+    gradients growing 1 / VANISH_RATIO x toward the input (an init problem; fix: gain-correct init)."""
+    norms = [(s["step"], s.get("grad_norm")) for s in view.samples]
+    norms = [(t, n) for t, n in norms if n is not None and math.isfinite(n)]
+    if len(norms) >= 2 and norms[0][1] > 0:
+        t, peak = max(norms[1:], key=lambda tn: tn[1])
+        if peak > EXPLODE_GROWTH * norms[0][1]:
+            return [_explode(view, {"first_grad_norm": rnd(norms[0][1]), "peak_grad_norm": rnd(peak),
+                                    "peak_step": t, "growth": rnd(peak / norms[0][1], 3)})]
+    for s in _checked(view):
+        r = _depth_ratio(s)
+        if r and r[2] > 1 / VANISH_RATIO:
+            return [Finding("exploding-gradients", "warning", r[0]["name"],
+                            {"step": s["step"], "grad_std_first": rnd(r[0]["grad_std"]),
+                             "grad_std_last": rnd(r[1]["grad_std"]), "ratio": rnd(r[2], 3),
+                             "threshold": 1 / VANISH_RATIO},
+                            f"Gradients grow {rnd(r[2], 2):g}x from {r[1]['name']} back to {r[0]['name']}: the init's "
+                            "gain is too large for this depth. Use a gain-correct init (kaiming) or BatchNorm.",
+                            fix="gain-init")]
+    return []
+
+
+def _explode(view, evidence: dict) -> Finding:
+    evidence["threshold"] = EXPLODE_GROWTH
+    return Finding("exploding-gradients", "warning", "model", evidence,
+                   "The gradient norm grew by orders of magnitude during training: clip it (train.grad_clip: 1.0) "
+                   "and check the learning rate.", fix="grad-clip")
+
+
+def _updates(view) -> dict[str, float]:
+    """Median log10 update:data per weight matrix, over the samples after the first."""
+    weights = {f"{n}.weight" for n in view.weight_layers()}
+    per: dict[str, list[float]] = {}
+    for s in view.samples[1:] or view.samples:
+        for p in s["params"] or []:
+            if p["name"] in weights and p.get("update_data") is not None and math.isfinite(p["update_data"]):
+                per.setdefault(p["name"], []).append(p["update_data"])
+    return {n: sorted(v)[len(v) // 2] for n, v in per.items()}
+
+
+@rule("update-ratio-high")
+def update_ratio_high(view) -> list[Finding]:
+    """Median log10 update:data of a weight matrix above UPDATE_HIGH."""
+    return [Finding("update-ratio-high", "warning", name,
+                    {"median_log10_update_data": rnd(u, 3), "target": -3, "threshold": UPDATE_HIGH},
+                    f"Each step changes {name} by 10^{u:.1f} of its size (about 10^-3 is healthy): lower "
+                    "optim.lr (the repair divides it to bring the ratio near -3).", fix="lower-lr")
+            for name, u in _updates(view).items() if u > UPDATE_HIGH]
+
+
+@rule("update-ratio-low")
+def update_ratio_low(view) -> list[Finding]:
+    """Median log10 update:data of a weight matrix below UPDATE_LOW."""
+    return [Finding("update-ratio-low", "warning", name,
+                    {"median_log10_update_data": rnd(u, 3), "target": -3, "threshold": UPDATE_LOW},
+                    f"Each step changes {name} by only 10^{u:.1f} of its size (about 10^-3 is healthy): raise "
+                    "optim.lr (the repair multiplies it to bring the ratio near -3).", fix="raise-lr")
+            for name, u in _updates(view).items() if u < UPDATE_LOW]

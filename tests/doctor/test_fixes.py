@@ -1,0 +1,102 @@
+"""Fixes edit the spec as documented; the repair plan applies one lr change per round."""
+import re
+from pathlib import Path
+
+import pytest
+
+from babysit.doctor import RULES, Finding
+from babysit.doctor.fixes import FIXES
+from babysit.doctor.repair import plan_fixes
+from babysit.spec import load_spec
+
+DESIGN = Path("/work/shared/DESIGN.md")
+
+
+def test_every_design_code_has_a_rule_and_every_fix_is_registered():
+    if DESIGN.is_file():
+        table = DESIGN.read_text().split("Finding codes")[1].split("The library path")[0]
+        design = set(re.findall(r"^\| `([a-z-]+)`", table, re.M))
+        design |= {"update-ratio-low"}  # the table lists high / low in one row
+        assert design <= set(RULES), design - set(RULES)
+    assert len(RULES) >= 20
+
+
+def _f(code, fix, **evidence):
+    return Finding(code, "warning", "fc1.weight", evidence, "", fix)
+
+
+def test_makemore_original_gets_output_scale_and_kaiming():
+    spec = load_spec("makemore-original")
+    new, changes = plan_fixes(spec, [_f("init-loss-high", "output-scale", first_loss=27, ln_C=3.3),
+                                     _f("saturated-activations", "gain-init")])
+    assert new.model.init.output.scale == 0.01 and new.model.init.output.bias == "zeros"
+    assert new.model.init.hidden.weight == "kaiming" and new.model.init.hidden.bias == "zeros"
+    assert [c["code"] for c in changes] == ["init-loss-high", "saturated-activations"]
+    # a second round of the same saturation falls back to BatchNorm
+    again, _ = plan_fixes(new, [_f("saturated-activations", "gain-init")])
+    assert again.model.batchnorm is True
+
+
+def test_lr_fixes_scale_by_the_documented_factors_and_one_per_round():
+    spec = load_spec("makemore-kaiming")  # lr 0.1
+    new, _ = plan_fixes(spec, [_f("update-ratio-high", "lower-lr", median_log10_update_data=-1.0)])
+    assert new.optim.lr == pytest.approx(0.001)  # 10^(-1 - -3) = 100x too large
+    new, _ = plan_fixes(spec, [_f("update-ratio-low", "raise-lr", median_log10_update_data=-5.5)])
+    assert new.optim.lr == pytest.approx(31.6, rel=1e-2)  # 10^2.5 (under the 1000x cap)
+    new, _ = plan_fixes(spec, [_f("loss-oscillating", "lower-lr")])
+    assert new.optim.lr == pytest.approx(0.0333)
+    both, changes = plan_fixes(spec, [Finding("loss-diverged", "error", "loss", {}, "", "lower-lr"),
+                                      _f("update-ratio-low", "raise-lr", median_log10_update_data=-5.5)])
+    assert both.optim.lr == pytest.approx(0.01) and len(changes) == 1  # the error wins
+    # lowering: the strongest cut asked for (update-ratio-high at 10^-0.5 asks for /316 over the /10)
+    strong, changes = plan_fixes(spec, [Finding("loss-diverged", "error", "loss", {}, "", "lower-lr"),
+                                        _f("update-ratio-high", "lower-lr", median_log10_update_data=-0.5)])
+    assert strong.optim.lr == pytest.approx(3.16e-4) and [c["code"] for c in changes] == ["update-ratio-high"]
+
+
+def test_dead_units_fix_switches_to_leaky_relu_and_cuts_a_fast_lr():
+    spec = load_spec("digits-mlp")  # relu, Adam 1e-3
+    new, _ = plan_fixes(spec, [_f("dead-units", "leaky-relu", median_log10_update_data=-2.0, lr_too_high=True)])
+    assert new.model.activation == "leaky_relu" and new.optim.lr == pytest.approx(1e-4)
+    new, _ = plan_fixes(spec, [_f("dead-units", "leaky-relu", median_log10_update_data=-2.8, lr_too_high=False)])
+    assert new.model.activation == "leaky_relu" and new.optim.lr == pytest.approx(1e-3)
+
+
+def test_capacity_is_a_last_resort():
+    spec = load_spec("makemore-kaiming")
+    new, changes = plan_fixes(spec, [_f("underfitting", "capacity"),
+                                     _f("update-ratio-low", "raise-lr", median_log10_update_data=-6.0)])
+    assert [c["fix"] for c in changes] == ["raise-lr"] and new.model.hidden == [200]
+    alone, _ = plan_fixes(spec, [_f("underfitting", "capacity")])
+    assert alone.model.hidden == [800]
+    # ... but less regularization, when that is the capacity fix's answer, is not
+    heavy = load_spec("makemore-kaiming", ["optim.weight_decay=1.0"])
+    new, changes = plan_fixes(heavy, [_f("underfitting", "capacity"),
+                                      _f("update-ratio-low", "raise-lr", median_log10_update_data=-4.0)])
+    assert {c["fix"] for c in changes} == {"raise-lr", "capacity"} and new.optim.weight_decay == pytest.approx(1e-3)
+
+
+def test_structure_and_regularization_fixes():
+    bn = load_spec("makemore-bn", ["model.bias=true", "train.batch_size=2"])
+    new, _ = plan_fixes(bn, [_f("bias-before-norm", "bias-off"), _f("batchnorm-small-batch", "larger-batch")])
+    assert new.model.bias == "auto" and new.train.batch_size == 32
+    d = load_spec("digits-mlp")  # dropout 0.1, weight decay 1e-4
+    new, _ = plan_fixes(d, [_f("overfitting", "regularize")])
+    assert new.model.dropout == pytest.approx(0.35) and new.optim.weight_decay == pytest.approx(1e-3)
+    new, _ = plan_fixes(load_spec("makemore-kaiming"), [_f("overfitting", "regularize")])
+    assert new.model.dropout == pytest.approx(0.25) and new.optim.weight_decay == pytest.approx(1e-3)
+    assert set(FIXES) >= {"output-scale", "gain-init", "lower-lr", "raise-lr", "leaky-relu", "grad-clip",
+                          "bias-off", "regularize", "standardize", "larger-batch", "capacity"}
+
+
+def test_data_fix_standardizes_features_and_centres_images():
+    mlp, _ = plan_fixes(load_spec("digits-mlp", ["data.preprocess=none"]), [_f("data-not-centered", "standardize")])
+    assert mlp.data.preprocess == "standardize"
+    cnn, _ = plan_fixes(load_spec("digits-cnn", ["data.preprocess=none"]), [_f("data-not-centered", "standardize")])
+    assert cnn.data.preprocess == "center"
+
+
+def test_nothing_left_to_fix_returns_none():
+    spec = load_spec("makemore-bn")  # bias auto already
+    assert plan_fixes(spec, [_f("bias-before-norm", "bias-off")]) == (None, [])
+    assert plan_fixes(spec, [Finding("underfitting", "warning", None, {}, "")]) == (None, [])
