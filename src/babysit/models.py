@@ -81,7 +81,9 @@ def build_mlp(spec: Spec, data: Dataset) -> nn.Sequential:
         norm = nn.BatchNorm1d(h, momentum=m.bn_momentum) if m.batchnorm else None
         _hidden_block(layers, i, _fc(m, width, h, bias), norm, m)
         width = h
-    layers["out"] = nn.Linear(width, data.num_classes)
+    # the output BatchNorm subtracts the output layer's bias right away, as for hidden layers
+    out_bias = (not m.output_batchnorm) if m.bias == "auto" else m.bias
+    layers["out"] = nn.Linear(width, data.num_classes, bias=out_bias)
     if m.output_batchnorm:
         layers["out_bn"] = nn.BatchNorm1d(data.num_classes, momentum=m.bn_momentum)
     return nn.Sequential(layers)
