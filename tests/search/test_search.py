@@ -1,4 +1,5 @@
-"""Real searches on a tiny names net: outputs, resuming after SIGKILL, two workers sharing trials."""
+"""Real searches on a tiny names net: outputs, resuming after SIGKILL, two workers sharing trials,
+trials that fail on their own, narrowed choices, and a trial's spec at its stage's budget."""
 import os
 import signal
 import subprocess
@@ -12,9 +13,11 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from babysit.search import runner
 from babysit.search.driver import run_search
-from babysit.search.study import open_storage, storage_url
-from babysit.spec import load_spec
+from babysit.search.report import trials_table
+from babysit.search.study import FAILED, TRAINED_BY, open_storage, open_study, storage_url
+from babysit.spec import SpecError, load_spec
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -133,6 +136,11 @@ def test_two_workers_share_one_storage_without_duplicating_a_trial(tmp_path):
     assert len(ts) == 8 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in ts)
     assert len({t.number for t in ts}) == 8
     assert len({tuple(sorted(t.params.items())) for t in ts}) == 8
+    # each worker marks the trial it trains with its own key, so a trial trained twice shows two
+    trained_by = {t.number: [k.removeprefix(TRAINED_BY) for k in t.user_attrs if k.startswith(TRAINED_BY)]
+                  for t in ts}
+    assert all(who == [t.user_attrs["worker"]] for t, who in zip(ts, trained_by.values())), trained_by
+    assert sorted(int(p.name) for p in (tmp_path / "s" / "trials").iterdir()) == list(range(8))  # one run dir each
     workers = Counter(t.user_attrs["worker"] for t in ts)
     assert len(workers) == 2 and min(workers.values()) >= 1, workers
     assert str(os.getpid()) not in " ".join(workers)  # trained in the worker processes, not here
@@ -158,3 +166,113 @@ def test_a_trial_that_raises_is_failed_and_rerun_with_its_values(tmp_path, monke
     assert states["FAIL"] == 1 and states["COMPLETE"] + states["PRUNED"] == 3 and len(result.rows) == 4
     failed = next(r for r in result.rows if r.state == "FAIL")
     assert sum(r.params == failed.params for r in result.rows if r.state != "FAIL") == 1
+
+
+def test_trials_that_raise_are_failed_with_their_reason_and_the_search_goes_on(tmp_path):
+    """A sampled value that no model can be built with (names data without an embedding) fails
+    its own trials only; resuming does not run them again."""
+    spec = load_spec(write_spec(tmp_path, [{"steps": 30}], sampler="grid", grid_points=2,
+                                params={"optim.lr": {"type": "log_uniform", "low": 0.05, "high": 0.2},
+                                        "model.embed_dim": {"type": "categorical", "choices": [None, 4]}}))
+    result = run_search(spec, tmp_path / "s", echo=lambda m: None)
+    assert len(result.rows) == 4
+    failed = [r for r in result.rows if r.state == "FAIL"]
+    assert sorted(r.params["optim.lr"] for r in failed) == pytest.approx([0.05, 0.2])
+    assert all(r.params["model.embed_dim"] is None for r in failed)
+    assert all(r.state in ("COMPLETE", "PRUNED") for r in result.rows if r.params["model.embed_dim"] == 4)
+    assert all(r.note == "failed: ValueError: model.embed_dim is required for character (names) data"
+               for r in failed)
+    assert result.best is not None and result.best.params["model.embed_dim"] == 4
+    ts = trials(tmp_path / "s")
+    assert all(FAILED in t.user_attrs and not t.system_attrs.get("failed_trial") for t in ts
+               if t.state == TrialState.FAIL)  # failed, not queued again
+    from rich.console import Console
+
+    console = Console(width=250, record=True)
+    console.print(trials_table(result))
+    shown = console.export_text()
+    assert shown.count("failed: ValueError: model.embed_dim is required") == 2
+    again = run_search(spec, tmp_path / "s", echo=lambda m: None)  # resume: nothing runs again
+    assert len(again.rows) == 4 and len(trials(tmp_path / "s")) == 4
+
+
+def test_a_grid_stage_narrowed_to_fewer_choices_runs_its_own_grid(tmp_path):
+    """Stage 2 keeps the activations of stage 1's best two trials: fewer grid points than stage 1."""
+    spec = load_spec(write_spec(tmp_path, [{"steps": 20}, {"steps": 40}], sampler="grid", grid_points=2,
+                                params={"optim.lr": {"type": "log_uniform", "low": 0.05, "high": 0.5},
+                                        "model.activation": {"type": "categorical",
+                                                             "choices": ["tanh", "relu", "sigmoid"]}}))
+    result = run_search(spec, tmp_path / "s", echo=lambda m: None)
+    first = [r for r in result.rows if r.stage == 0]
+    second = [r for r in result.rows if r.stage == 1]
+    assert len(first) == 6 and all(r.state in ("COMPLETE", "PRUNED") for r in result.rows)
+    kept = result.spaces[1]["model.activation"].choices
+    assert len(kept) < 3 and len(second) == 2 * len(kept)
+    assert {(r.params["optim.lr"], r.params["model.activation"]) for r in second} == {
+        (lr, a) for lr in result.spaces[1]["optim.lr"].grid(2) for a in kept}
+    assert result.best is not None and result.best.stage == 1
+
+
+def test_a_random_stage_draws_only_the_choices_narrowing_kept(tmp_path):
+    """Optuna refuses a categorical whose choices change within a study: the later stage still
+    runs, on the kept choices only."""
+    spec = load_spec(write_spec(tmp_path, [{"trials": 4, "steps": 20}, {"trials": 4, "steps": 40}],
+                                params={"optim.lr": {"type": "log_uniform", "low": 0.05, "high": 0.5},
+                                        "model.activation": {"type": "categorical",
+                                                             "choices": ["tanh", "relu", "sigmoid"]}}))
+    result = run_search(spec, tmp_path / "s", echo=lambda m: None)
+    kept = result.spaces[1]["model.activation"].choices
+    second = [r for r in result.rows if r.stage == 1]
+    assert len(kept) < 3 and len(second) == 4 and all(r.state in ("COMPLETE", "PRUNED") for r in second)
+    assert {r.params["model.activation"] for r in second} == set(kept)  # each kept choice drawn
+
+
+def test_a_worker_whose_trial_is_failed_while_it_trains_goes_on(tmp_path, monkeypatch):
+    """The coordinator took the worker for dead (a long pause) and failed its trial mid-run: the
+    worker's next report and its tell meet a finished trial; it logs that and takes the next one."""
+    spec = load_spec(write_spec(tmp_path, [{"trials": 2, "steps": 40}]))
+    (tmp_path / "s").mkdir()
+    study = open_study(open_storage(storage_url(tmp_path / "s"), 60), "tiny")
+    study.set_user_attr("stage0", {"space": {k: v.model_dump() for k, v in spec.search.params.items()}})
+    for _ in range(2):
+        study.enqueue_trial({}, user_attrs={"stage": 0})
+    real = runner.Trainer
+
+    class FailedElsewhere(real):
+        def fit(self):
+            if self.spec.name.endswith("trial0"):
+                study._storage.set_trial_state_values(study.trials[0]._trial_id, TrialState.FAIL)
+            return super().fit()
+
+    monkeypatch.setattr(runner, "Trainer", FailedElsewhere)
+    runner.Worker(study, spec, tmp_path / "s", [40]).work(until_idle=True, coordinator=False)
+    first, second = study.get_trials(deepcopy=False)
+    assert first.state == TrialState.FAIL and second.state in (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def test_a_trial_scales_an_epoch_counted_warm_up_to_its_stage(tmp_path):
+    from babysit.data import build_data
+    from babysit.train.trainer import Trainer
+
+    spec = load_spec(write_spec(tmp_path, [{"trials": 1, "steps": 100}]),
+                     ["train.steps=null", "train.epochs=2", "schedule.warmup_steps=2000", "schedule.milestones=[6000]"])
+    data = build_data(spec.data)
+    per_epoch = runner.steps_per_epoch(spec, data)
+    assert 2 * per_epoch == Trainer(spec, tmp_path / "run", progress=False, data=data).total_steps
+    ts = runner.trial_spec(spec, {}, 100, "t", per_epoch)
+    # the base warms up for 2000 of its 2 x 5707 steps (17.5%); the trial for as large a share of 100
+    assert ts.schedule.warmup_steps == int(2000 * 100 / (2 * per_epoch)) == 17
+    assert ts.schedule.milestones == [round(6000 * 100 / (2 * per_epoch))] == [53]
+    assert ts.train.steps == 100 and ts.train.epochs is None
+    with pytest.raises(SpecError, match=r"schedule.warmup_steps \(2000\) is not below the 100 steps of trial t"):
+        runner.trial_spec(spec, {}, 100, "t")  # the length of an epoch unknown: refused, not capped
+
+
+def test_a_trial_runs_no_preflight_snapshots_or_ema(tmp_path):
+    spec = load_spec(write_spec(tmp_path, [{"trials": 1, "steps": 100}]),
+                     ["train.preflight=true", "train.snapshots=true", "train.ema={decay: 0.99}",
+                      "schedule.name=cosine_restarts", "schedule.milestones=[]", "schedule.cycle_steps=100"])
+    assert spec.train.preflight and spec.train.snapshots and spec.train.ema.decay == 0.99
+    ts = runner.trial_spec(spec, {"optim.lr": 0.05}, 40, "t", 5707)
+    assert not ts.train.preflight and not ts.train.snapshots and ts.train.ema is None
+    assert ts.optim.lr == 0.05 and ts.schedule.name == "cosine_restarts"

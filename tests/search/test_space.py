@@ -95,3 +95,19 @@ def test_switching_to_grid_from_the_command_line_drops_trial_counts():
     s = spec_with_search({"params": {"optim.lr": LR}, "stages": [{"trials": 3, "steps": 20}]})
     search = resolve_search(s, sampler="grid")
     assert search.sampler == "grid" and search.stage_trials(0) == 7
+
+
+def test_a_later_grid_stage_counts_the_points_of_its_own_narrowed_space():
+    """lr x 3 activations: 21 points in stage 1; narrowed to one activation, stage 2 has 7."""
+    from babysit.search.stages import narrow
+
+    search = SearchSpec(params={"optim.lr": LR, "model.activation": {"type": "categorical",
+                                                                      "choices": ["relu", "tanh", "gelu"]}},
+                        sampler="grid", stages=[{"steps": 10}, {"steps": 20}])
+    results = [({"optim.lr": lr, "model.activation": a}, (1 if a == "relu" else 2) + abs(lr - 0.05))
+               for lr in search.params["optim.lr"].grid(7) for a in ["relu", "tanh", "gelu"]]
+    narrowed = narrow(search.params, results, search.keep, min_keep=search.promote)
+    assert narrowed.space["model.activation"].choices == ["relu"]
+    assert search.stage_trials(0) == 21 and search.stage_trials(1, narrowed.space) == 7
+    with pytest.raises(ValueError, match="narrowed space"):
+        search.stage_trials(1)  # a later grid stage's size is never guessed from the first's

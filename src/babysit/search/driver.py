@@ -18,7 +18,7 @@ from babysit.search.pruner import build_pruner
 from babysit.search.runner import POLL_S, REPORTS_PER_TRIAL, Worker, sampler_seed, spec_with, stage_space
 from babysit.search.space import SearchSpec
 from babysit.search.stages import narrow
-from babysit.search.study import fail_killed_trials, open_storage, open_study, storage_url, trials_of_stage
+from babysit.search.study import fail_killed_trials, open_storage, open_study, settled, storage_url, trials_of_stage
 from babysit.spec import Spec, SpecError, dump_spec, spec_from_dict
 from babysit.train.checkpoint import atomic_write_text
 
@@ -31,7 +31,9 @@ class SearchError(RuntimeError):
     """A search that cannot go on (trials failed, workers died); rerunning resumes it."""
 
 
-ALIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+def stage_size(study, stage: int, search: SearchSpec) -> int:
+    """The trials stage `stage` needs; for a grid, the points of its own (narrowed) space."""
+    return search.stage_trials(stage, stage_space(study, stage))
 
 
 def resolve_search(spec: Spec, trials: Optional[int] = None, sampler: Optional[str] = None) -> SearchSpec:
@@ -109,9 +111,10 @@ def _describe_space(space: dict) -> str:
 
 def _top_up(study, stage: int, search: SearchSpec) -> int:
     """Queue what stage `stage` still lacks; returns how many were queued. Killed trials were
-    failed and re-queued by fail_killed_trials, so they count as alive here, never twice."""
+    failed and re-queued by fail_killed_trials, so they count as alive here, never twice; a
+    trial that failed by its own fault counts as done, so resuming does not repeat it."""
     fail_killed_trials(study)
-    alive = trials_of_stage(study, stage, states=ALIVE)
+    alive = [t for t in trials_of_stage(study, stage) if settled(t)]
     space = stage_space(study, stage)
     if search.sampler == "grid":
         names = list(space)
@@ -125,13 +128,17 @@ def _top_up(study, stage: int, search: SearchSpec) -> int:
     if stage > 0 and search.promote:  # the last stage's best, re-trained at this stage's budget
         done = sorted(trials_of_stage(study, stage - 1, states=(TrialState.COMPLETE,)), key=lambda t: t.value)
         have = {t.user_attrs.get("promoted_from") for t in alive}
-        for t in done[:min(search.promote, search.stage_trials(stage))]:
+        for t in done[:min(search.promote, stage_size(study, stage, search))]:
             if t.number not in have:
                 study.enqueue_trial(t.params, user_attrs={"stage": stage, "promoted_from": t.number})
                 queued += 1
-    missing = max(search.stage_trials(stage) - len(alive) - queued, 0)
-    for _ in range(missing):
-        study.enqueue_trial({}, user_attrs={"stage": stage})
+    missing = max(stage_size(study, stage, search) - len(alive) - queued, 0)
+    # Narrowed choices are fixed here, taken in turn (runner.suggest samples from the first
+    # stage's list, the only one Optuna accepts); ranges are sampled by the worker.
+    first = stage_space(study, 0)
+    narrowed = {n: p.choices for n, p in space.items() if p.type == "categorical" and p.choices != first[n].choices}
+    for i in range(len(alive) + queued, len(alive) + queued + missing):
+        study.enqueue_trial({n: c[i % len(c)] for n, c in narrowed.items()}, user_attrs={"stage": stage})
     return queued + missing
 
 
@@ -198,16 +205,20 @@ def run_search(spec: Spec, out: Path | str, *, trials: Optional[int] = None, wor
         for s, stage in enumerate(search.stages):
             _plan_stage(study, s, base, search, echo)
             queued = _top_up(study, s, search)
-            echo(f"stage {s + 1}/{len(search.stages)}: {search.stage_trials(s)} trials x {stage.steps} steps "
+            size = stage_size(study, s, search)
+            echo(f"stage {s + 1}/{len(search.stages)}: {size} trials x {stage.steps} steps "
                  f"({queued} queued now); {_describe_space(stage_space(study, s))}")
             if not procs:
                 Worker(study, base, out, [x.steps for x in search.stages]).work(until_idle=True, coordinator=True)
             else:
                 _wait_stage(study, s, procs)
-            done = trials_of_stage(study, s, states=(TrialState.COMPLETE, TrialState.PRUNED))
-            if len(done) < search.stage_trials(s):
-                raise SearchError(f"stage {s + 1} ended with {len(done)} of {search.stage_trials(s)} "
-                                   "trials finished; see the failed trials in the table and rerun to resume")
+            done = [t for t in trials_of_stage(study, s) if t.state.is_finished() and settled(t)]
+            failed = sum(t.state == TrialState.FAIL for t in done)
+            if failed:
+                echo(f"  {failed} trial(s) of stage {s + 1} failed; their reasons are in the table")
+            if len(done) < size:
+                raise SearchError(f"stage {s + 1} ended with {len(done)} of {size} trials finished; "
+                                  "see the failed trials in the table and rerun to resume")
         study.set_user_attr("finished", True)
     finally:
         for p in procs:

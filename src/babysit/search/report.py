@@ -13,12 +13,16 @@ from optuna.trial import TrialState
 
 from babysit.search.runner import spec_with, stage_space
 from babysit.search.space import SearchSpec
+from babysit.search.study import FAILED
 from babysit.spec import Spec, dump_spec
 from babysit.train.checkpoint import atomic_write_text
 
 BEST_FILE = "best.yaml"
 RESULTS_FILE = "results.json"
 PLOTS_DIR = "plots"
+# A failed trial's reason in the table: its first line, cut to this many characters (the whole
+# message is in results.json); about a terminal line's worth beside the other columns.
+REASON_CHARS = 100
 
 
 @dataclass
@@ -44,6 +48,11 @@ class SearchResult:
     spaces: dict[int, dict] = field(default_factory=dict)
 
 
+def _reason(why: str) -> str:
+    first = why.strip().splitlines()[0] if why.strip() else why
+    return first if len(first) <= REASON_CHARS else first[:REASON_CHARS - 3] + "..."
+
+
 def _note(t) -> str:
     notes = []
     if "promoted_from" in t.user_attrs:
@@ -52,8 +61,10 @@ def _note(t) -> str:
         notes.append(f"re-run of #{t.system_attrs['retry_history'][-1]}")
     if t.state == TrialState.PRUNED and "pruned" in t.user_attrs:
         notes.append(f"pruned: {t.user_attrs['pruned']}")
-    if t.state == TrialState.FAIL:
-        notes.append("interrupted or failed; queued again")
+    if t.state == TrialState.FAIL and FAILED in t.user_attrs:
+        notes.append(f"failed: {t.user_attrs[FAILED]}")
+    elif t.state == TrialState.FAIL:
+        notes.append("interrupted; queued again")
     return "; ".join(notes)
 
 
@@ -88,9 +99,10 @@ def trials_table(result: SearchResult, title: str = "trials"):
     for r in order:
         vals = [f"{r.params[n]:.3g}" if isinstance(r.params.get(n), float) else str(r.params.get(n, "-"))
                 for n in names]
-        loss = f"{r.value:.4f}" if r.value is not None else ("pruned" if r.state == "PRUNED" else "-")
+        loss = f"{r.value:.4f}" if r.value is not None else {"PRUNED": "pruned", "FAIL": "failed"}.get(r.state, "-")
         style = "bold green" if result.best and r.number == result.best.number else None
-        table.add_row(str(r.number), str(r.stage + 1), r.state.lower(), *vals, str(r.steps), loss, r.note, style=style)
+        table.add_row(str(r.number), str(r.stage + 1), r.state.lower(), *vals, str(r.steps), loss,
+                      _reason(r.note), style=style)
     return table
 
 

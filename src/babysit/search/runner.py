@@ -4,6 +4,7 @@ loss to Optuna, and a worker's loop over queued trials."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import socket
@@ -16,8 +17,8 @@ import optuna
 from optuna.trial import TrialState
 
 from babysit.search.space import ParamSpec
-from babysit.search.study import claim, fail_killed_trials, heartbeat
-from babysit.spec import Spec, apply_overrides, spec_from_dict
+from babysit.search.study import FAILED, TRAINED_BY, claim, fail_killed_trials, heartbeat
+from babysit.spec import Spec, SpecError, apply_overrides, spec_from_dict
 from babysit.train.callbacks import Callback
 from babysit.train.trainer import Trainer
 
@@ -28,6 +29,29 @@ REPORTS_PER_TRIAL = 20
 TRIAL_WATCH = False
 # How often an idle worker looks for queued trials (seconds).
 POLL_S = 0.5
+
+log = logging.getLogger(__name__)
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, value: Optional[float] = None,
+         state: Optional[TrialState] = None):
+    """study.tell that survives a trial already finished elsewhere (the coordinator took this
+    worker for dead and failed it, or a second worker got it): logged, the worker goes on.
+    Returns the finished trial, or None when it was finished already."""
+    try:
+        if study._storage.get_trial(trial._trial_id).state.is_finished():
+            raise optuna.exceptions.UpdateFinishedTrialError(f"trial {trial.number} is already finished")
+        return study.tell(trial, value, state=state)
+    except optuna.exceptions.UpdateFinishedTrialError as why:
+        log.warning("trial %d: result not recorded (%s)", trial.number, why)
+        return None
+
+
+def _set_attr(trial: optuna.Trial, key: str, value) -> None:
+    try:
+        trial.set_user_attr(key, value)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # finished elsewhere meanwhile; tell() logs it
 
 
 def set_values(raw: dict, values: dict, source: str) -> dict:
@@ -44,13 +68,30 @@ def spec_with(base: Spec, values: dict, name: Optional[str] = None) -> Spec:
     return spec_from_dict(set_values(raw, values, "search values"), f"search values {values}")
 
 
-def trial_spec(base: Spec, values: dict, steps: int, name: str) -> Spec:
+def steps_per_epoch(spec: Spec, data) -> int:
+    """Batches per epoch exactly as the Trainer's sampler counts them (drops the partial batch)."""
+    from babysit.train.batches import BatchSampler
+
+    n = len(data.train)
+    return BatchSampler(data.train, n if spec.train.batch_size == "full" else spec.train.batch_size,
+                        spec.seed).per_epoch
+
+
+def trial_spec(base: Spec, values: dict, steps: int, name: str, per_epoch: Optional[int] = None) -> Spec:
     """`spec_with` at a stage's budget: `steps` steps, one evaluation at the end, the schedule's
-    milestones and warm-up scaled to the shorter run, no mid-run checkpoints, no Watch."""
+    milestones and warm-up scaled to the shorter run, no mid-run checkpoints, no Watch.
+
+    per_epoch (batches per epoch) is needed when the base spec counts epochs, to know its length
+    in steps; without it such a spec's warm-up cannot be scaled and must fit in the stage."""
     raw = base.model_dump(mode="json")
     raw["search"], raw["name"] = None, name
     t, sched = raw["train"], raw["schedule"]
-    ratio = steps / t["steps"] if t["steps"] else 1.0
+    full = t["steps"] if t["steps"] else (t["epochs"] * per_epoch if per_epoch else None)
+    if full is None and sched["warmup_steps"] >= steps:
+        raise SpecError(f"schedule.warmup_steps ({sched['warmup_steps']}) is not below the {steps} steps of "
+                        f"trial {name}, and the spec counts train.epochs ({t['epochs']}), so the warm-up "
+                        "cannot be scaled to the stage; lower schedule.warmup_steps or lengthen the stage")
+    ratio = steps / full if full else 1.0
     sched["warmup_steps"] = min(int(sched["warmup_steps"] * ratio), steps - 1)
     sched["milestones"] = sorted({m for m in (max(1, round(m * ratio)) for m in sched["milestones"])
                                   if m + sched["warmup_steps"] < steps})
@@ -58,13 +99,23 @@ def trial_spec(base: Spec, values: dict, steps: int, name: str) -> Spec:
         sched["name"] = "constant"
     t.update(steps=steps, epochs=None, eval_every=steps, checkpoint_every=steps,
              log_every=max(1, min(t["log_every"], steps // REPORTS_PER_TRIAL)))
+    # A trial is a short budget that ranks settings, not a finished model: the babysitting
+    # checklist was the base spec's to run once (per trial it costs time, and a failed check would
+    # fail the trial), a snapshot ensemble needs whole cosine_restarts cycles the stage cannot
+    # hold, and an EMA (default decay 0.999: an average over about 1,000 steps) would still lean on the
+    # first steps' weights. best.yaml keeps all three as the base spec has them.
+    t.update(preflight=False, snapshots=False, ema=None)
     raw["watch"]["enabled"] = TRIAL_WATCH
     return spec_from_dict(set_values(raw, values, name), f"trial {name} {values}")
 
 
-def suggest(trial: optuna.Trial, name: str, p: ParamSpec):
+def suggest(trial: optuna.Trial, name: str, p: ParamSpec, first: Optional[ParamSpec] = None):
+    """The trial's value of `name` in this stage's range `p`. A choice is always drawn from the
+    first stage's list (`first`): Optuna refuses a study whose categorical choices change
+    ("does not support dynamic value space"), so a later stage's narrowed choices reach the trial
+    as fixed values the driver enqueues (driver._top_up)."""
     if p.type == "categorical":
-        return trial.suggest_categorical(name, p.choices)
+        return trial.suggest_categorical(name, (first or p).choices)
     if p.type in ("int", "log_int"):
         return trial.suggest_int(name, int(p.low), int(p.high), log=p.log)
     return trial.suggest_float(name, p.low, p.high, log=p.log)
@@ -114,38 +165,53 @@ class Worker:
             self._data = {key: build_data(spec.data)}  # keep one: a searched data field changes it
         return self._data[key]
 
+    def _space(self, stage: int) -> dict[str, ParamSpec]:
+        if stage not in self._spaces:
+            self._spaces[stage] = stage_space(self.study, stage)
+        return self._spaces[stage]
+
     def run(self, trial: optuna.Trial) -> None:
         with heartbeat(self.study._storage, trial._trial_id):
             self._run(trial)
 
     def _run(self, trial: optuna.Trial) -> None:
         stage = trial.user_attrs["stage"]
-        if stage not in self._spaces:
-            self._spaces[stage] = stage_space(self.study, stage)
         report = ReportToTrial(trial)
         try:
-            values = {name: suggest(trial, name, p) for name, p in self._spaces[stage].items()}
+            first = self._space(0)
+            values = {name: suggest(trial, name, p, first[name]) for name, p in self._space(stage).items()}
             trial.set_user_attr("worker", self.worker_id)
-            spec = trial_spec(self.base, values, self.stage_steps[stage], f"{self.base.name}-trial{trial.number}")
+            trial.set_user_attr(TRAINED_BY + self.worker_id, time.time())
+            full = spec_with(self.base, values)  # batch_size and data may be searched too
+            data = self._dataset(full)
+            spec = trial_spec(self.base, values, self.stage_steps[stage], f"{self.base.name}-trial{trial.number}",
+                              steps_per_epoch(full, data))
             summary = Trainer(spec, self.out / TRIALS_DIR / f"{trial.number:04d}", callbacks=[report],
-                              progress=False, data=self._dataset(spec)).fit()
+                              progress=False, data=data).fit()
         except optuna.TrialPruned as why:
-            trial.set_user_attr("steps", report.steps)
-            trial.set_user_attr("pruned", str(why))
-            self.study.tell(trial, state=TrialState.PRUNED)
+            _set_attr(trial, "steps", report.steps)
+            _set_attr(trial, "pruned", str(why))
+            tell(self.study, trial, state=TrialState.PRUNED)
             return
-        except BaseException:  # Ctrl-C or an error: failed now, queued again with the same values
-            frozen = self.study.tell(trial, state=TrialState.FAIL)
+        except Exception as exc:  # the trial's own fault (a bad spec, a TrainingError): failed, not retried
+            why = f"{type(exc).__name__}: {exc}"
+            log.warning("trial %d failed: %s", trial.number, why)
+            _set_attr(trial, "steps", report.steps)
+            _set_attr(trial, FAILED, why)
+            tell(self.study, trial, state=TrialState.FAIL)
+            return
+        except BaseException:  # Ctrl-C or a kill: failed now, queued again with the same values
+            frozen = tell(self.study, trial, state=TrialState.FAIL)
             retry = self.study._storage.get_heartbeat_stale_trial_callback()
-            if retry is not None:
+            if retry is not None and frozen is not None:
                 retry(self.study, frozen)
             raise
-        trial.set_user_attr("steps", summary["steps"])
+        _set_attr(trial, "steps", summary["steps"])
         if not math.isfinite(summary["val_loss"]):
-            trial.set_user_attr("pruned", f"non-finite val loss {summary['val_loss']}")
-            self.study.tell(trial, state=TrialState.PRUNED)
+            _set_attr(trial, "pruned", f"non-finite val loss {summary['val_loss']}")
+            tell(self.study, trial, state=TrialState.PRUNED)
         else:
-            self.study.tell(trial, summary["val_loss"])
+            tell(self.study, trial, summary["val_loss"])
 
     def work(self, *, until_idle: bool, coordinator: bool, parent: Optional[int] = None,
              on_trial: Optional[Callable[[optuna.trial.FrozenTrial], None]] = None) -> None:

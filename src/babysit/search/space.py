@@ -125,12 +125,21 @@ class SearchSpec(_Strict):
                 raise ValueError(f"stages[{i}]: set trials (sampler '{self.sampler}')")
         return self
 
-    def grid_size(self) -> int:
-        return int(np.prod([len(p.grid(self.grid_points)) for p in self.params.values()]))
+    def grid_size(self, space: Optional[dict[str, ParamSpec]] = None) -> int:
+        """Points of the grid over `space` (default: the first stage's, `params`)."""
+        space = self.params if space is None else space
+        return int(np.prod([len(p.grid(self.grid_points)) for p in space.values()]))
 
-    def stage_trials(self, stage: int) -> int:
-        st = self.stages[stage]
-        return self.grid_size() if self.sampler == "grid" else st.trials
+    def stage_trials(self, stage: int, space: Optional[dict[str, ParamSpec]] = None) -> int:
+        """Trials stage `stage` runs. A grid runs every point of the stage's own space: a later
+        stage's narrowed space can hold fewer (a choice dropped, an int range shortened), so
+        pass it for stages after the first."""
+        if self.sampler != "grid":
+            return self.stages[stage].trials
+        if space is None and stage > 0:
+            raise ValueError(f"stage {stage + 1} of a grid search: its number of trials depends on its "
+                             "narrowed space; pass space=")
+        return self.grid_size(space)
 
     def with_total_trials(self, total: int) -> "SearchSpec":
         """`--trials N`: N trials in all, shared among the stages in the spec's proportions."""
