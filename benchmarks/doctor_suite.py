@@ -7,8 +7,11 @@ Each setup is one YAML file in benchmarks/broken/: `expect` (codes it must produ
 healthy setup), `counterpart` (the healthy setup a repair is measured against), `preflight`
 (checks run before training, default [data]), and either a spec (`base` preset + `set`
 overrides, or a full `spec`) or `builder` (a user's own loop with babysit.Watch, builders.py).
-A repair counts when the best repaired attempt ends within REPAIR_TOLERANCE of the counterpart's
-val loss. Prints a table and, last, `recall R, false positives F, repaired K/N`.
+A repair counts when a repair attempt (attempt 1 or later, without an error finding) ends within
+REPAIR_TOLERANCE of the counterpart's val loss: the broken run itself never counts. Setups marked
+`held_out: true` were never used to calibrate the fixes' constants; their repairs are also counted
+apart. Prints a table, `repaired K/N (held-out k/n)` and, last, `recall R, false positives F,
+repaired K/N`.
 """
 from __future__ import annotations
 
@@ -66,6 +69,14 @@ def build_spec(setup: dict, files: dict):
     return spec_from_dict(raw, setup["name"])
 
 
+def repaired_val(attempts: list[dict]) -> float | None:
+    """The best val loss of the repair attempts (>= 1) that ended without an error finding; None
+    when no repair ran."""
+    vals = [a["val_loss"] for a in attempts[1:] if a["val_loss"] == a["val_loss"]
+            and not any(f["severity"] == "error" for f in a["findings"])]
+    return min(vals) if vals else None
+
+
 def run_setup(setup: dict, files: dict, work: Path, repair: bool) -> dict:
     t0 = time.perf_counter()
     pre = setup.get("preflight", ["data"])
@@ -76,8 +87,8 @@ def run_setup(setup: dict, files: dict, work: Path, repair: bool) -> dict:
     spec = build_spec(setup, files)
     res = train_with_repairs(spec, work / setup["name"], max_repairs=MAX_REPAIRS if repair and setup["expect"] else 0,
                              preflight=pre, echo=lambda *_: None)
-    first, best = res["attempts"][0], res["attempts"][res["best"]]
-    return {"found": first["findings"], "val": first["val_loss"], "best": best["val_loss"],
+    first = res["attempts"][0]
+    return {"found": first["findings"], "val": first["val_loss"], "best": repaired_val(res["attempts"]),
             "changes": [c["fix"] for a in res["attempts"] for c in a["changes"]],
             "attempts": len(res["attempts"]), "s": time.perf_counter() - t0}
 
@@ -92,7 +103,7 @@ def main() -> None:
              "blobs_raw": str(write_blobs(work / "blobs-raw.npz", offset=20.0, spread=300.0))}
     setups = load_setups(args.only)
     results, healthy_val = {}, {}
-    hit = total = fp = repaired = repairable = 0
+    hit = total = fp = repaired = repairable = held_repaired = held_repairable = 0
     rows = []
     for s in setups:
         r = run_setup(s, files, work, not args.no_repair)
@@ -112,13 +123,17 @@ def main() -> None:
             if r["val"] is not None and not args.no_repair:
                 repairable += 1
                 ref = healthy_val.get(s.get("counterpart"))
-                good = ref is not None and r["best"] <= ref * (1 + REPAIR_TOLERANCE)
+                good = ref is not None and r["best"] is not None and r["best"] <= ref * (1 + REPAIR_TOLERANCE)
                 repaired += good
-                rep = (f"{r['val']:.3f}->{r['best']:.3f} vs {ref:.3f} " if ref else f"{r['best']:.3f} ") + \
+                if s.get("held_out"):
+                    held_repairable += 1
+                    held_repaired += good
+                best = "none" if r["best"] is None else f"{r['best']:.3f}"
+                rep = (f"{r['val']:.3f}->{best} vs {ref:.3f} " if ref else f"{best} ") + \
                       ("yes" if good else "NO") + f" [{'+'.join(r['changes']) or 'no fix'}]"
         extra = sorted(codes - set(s["expect"]))
-        rows.append((s["name"], ",".join(s["expect"]) or "(healthy)", verdict, ",".join(extra) or "-", rep,
-                     f"{r['s']:.0f}"))
+        name = s["name"] + (" (held out)" if s.get("held_out") else "")
+        rows.append((name, ",".join(s["expect"]) or "(healthy)", verdict, ",".join(extra) or "-", rep, f"{r['s']:.0f}"))
         print(f"{s['name']}: {verdict}; found {sorted(codes)}; repair {rep} ({r['s']:.0f} s)", flush=True)
     widths = [max(len(str(x[i])) for x in rows + [("setup", "expects", "verdict", "also found", "repair", "s")])
               for i in range(6)]
@@ -127,6 +142,7 @@ def main() -> None:
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
     print()
     recall = hit / total if total else 1.0
+    print(f"repaired {repaired}/{repairable} (held-out {held_repaired}/{held_repairable})")
     print(f"recall {recall:.2f}, false positives {fp}, repaired {repaired}/{repairable}")
 
 

@@ -100,3 +100,21 @@ def test_nothing_left_to_fix_returns_none():
     spec = load_spec("makemore-bn")  # bias auto already
     assert plan_fixes(spec, [_f("bias-before-norm", "bias-off")]) == (None, [])
     assert plan_fixes(spec, [Finding("underfitting", "warning", None, {}, "")]) == (None, [])
+
+
+def test_dead_units_lr_cut_goes_through_the_lr_group_one_change_per_round():
+    """Review: leaky-relu cut the lr besides the lr group's own cut (Adam 0.05 -> 5e-06 in one round)."""
+    from babysit.spec import spec_from_dict
+    spec = spec_from_dict({"name": "x", "data": {"kind": "names"}, "optim": {"name": "adam", "lr": 0.05},
+                           "model": {"kind": "mlp", "hidden": [64], "activation": "relu"}, "train": {"steps": 100}}, "x")
+    dead = _f("dead-units", "leaky-relu", median_log10_update_data=-1.0, lr_too_high=True)
+    new, changes = plan_fixes(spec, [dead, _f("update-ratio-high", "lower-lr", median_log10_update_data=-1.0)])
+    assert new.model.activation == "leaky_relu" and new.optim.lr == pytest.approx(5e-4)  # one /100 cut
+    assert sum("optim.lr" in c["change"] for c in changes) == 1
+    # opposite directions in one round: the first (most severe) lr request decides, one change only
+    new, changes = plan_fixes(spec, [dead, _f("update-ratio-low", "raise-lr", median_log10_update_data=-5.5)])
+    assert new.optim.lr == pytest.approx(5e-4) and sum("optim.lr" in c["change"] for c in changes) == 1
+    # the activation switch alone touches no lr
+    alone = spec.model_dump(mode="json")
+    FIXES["leaky-relu"](alone, dead)
+    assert alone["optim"]["lr"] == 0.05 and alone["model"]["activation"] == "leaky_relu"

@@ -12,9 +12,13 @@ from babysit.doctor.findings import Finding
 from babysit.doctor.view import RunView
 
 
-def view_of_run(run: Path) -> RunView:
+def view_of_run(run: Path, notes: list[str] | None = None) -> RunView:
     """The run's record plus, when its spec is there, the model's structure (rebuilt from the spec:
-    the structural rules need the modules, not the trained weights) and the number of classes."""
+    the structural rules need the modules, not the trained weights) and the number of classes.
+    When the data cannot be rebuilt (its file moved), the record-only rules still run; `notes`
+    gets a line saying what was skipped."""
+    from babysit.data.base import DataError
+
     extra = {}
     if (run / "spec.yaml").is_file():
         from babysit.data import build_data
@@ -22,8 +26,14 @@ def view_of_run(run: Path) -> RunView:
         from babysit.spec import load_spec
 
         spec = load_spec(run / "spec.yaml")
-        data = build_data(spec.data)
-        extra = {"model": build_model(spec, data), "num_classes": data.num_classes}
+        try:
+            data = build_data(spec.data)
+        except (DataError, OSError) as exc:
+            if notes is not None:
+                notes.append(f"note: the run's data could not be rebuilt ({exc}); the rules on the model's "
+                             "structure are skipped, the rules on the record still ran")
+        else:
+            extra = {"model": build_model(spec, data), "num_classes": data.num_classes}
     return RunView.from_run_dir(run, **extra)
 
 
@@ -65,10 +75,13 @@ def doctor_cmd(run, as_json):
     (watch.jsonl, metrics.jsonl, preflight results). Codes are stable (see DESIGN.md)."""
     from rich.console import Console
 
+    notes: list[str] = []
     try:
-        found = diagnose(view_of_run(run))
+        found = diagnose(view_of_run(run, notes))
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
+    for note in notes:
+        click.echo(note, err=True)
     if as_json:
         click.echo(json.dumps([f.as_dict() for f in found], indent=1))
         return

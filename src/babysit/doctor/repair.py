@@ -1,9 +1,12 @@
 """Auto-repair: train, read the findings, apply their fixes to the spec, train again.
 
-Every attempt restarts from scratch in RUN/repair-K (the first one is RUN itself). A fix to the
-init or the model must start from scratch anyway; an lr fix could continue from the last good
-checkpoint, but restarting keeps every attempt at the same budget, so their val losses compare.
-What changed and why goes to RUN/repairs.json after every attempt.
+Each attempt runs in RUN/repair-K (the first one is RUN itself). When every fix of a round changes
+only the optimizer or the training (lr, clipping) and the previous attempt was stopped by an error
+with a checkpoint before the stop, the next attempt starts from that last good checkpoint's weights
+(a fresh optimizer, its schedule at the checkpoint's step) and trains for the rest of the same
+total budget, so every attempt still ends at the same budget and their val losses compare. A fix
+to the init or the model restarts from scratch. What changed, why, and how each attempt started
+go to RUN/repairs.json after every attempt.
 """
 from __future__ import annotations
 
@@ -13,12 +16,14 @@ from typing import Callable, Iterable, Optional
 
 from babysit.doctor.callback import DoctorCallback
 from babysit.doctor.findings import SEVERITIES, Finding
-from babysit.doctor.fixes import FIX_GROUPS, apply, last_resort
+from babysit.doctor.fixes import FIX_GROUPS, apply, last_resort, lr_requests
 from babysit.spec import Spec, spec_from_dict
 from babysit.train.checkpoint import atomic_write_text
 
 REPAIRS = "repairs.json"
 DEFAULT_MAX_REPAIRS = 3
+# Fixes that leave the model and its init alone: an attempt after them may continue from weights.
+OPTIMIZER_ONLY = {"lower-lr", "raise-lr", "grad-clip"}
 
 
 def plan_fixes(spec: Spec, findings: Iterable[Finding]) -> tuple[Optional[Spec], list[dict]]:
@@ -28,7 +33,7 @@ def plan_fixes(spec: Spec, findings: Iterable[Finding]) -> tuple[Optional[Spec],
     raw = spec.model_dump(mode="json")
     done_fix, done_group, changes = set(), set(), []
     rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
-    ordered = sorted(findings, key=lambda f: rank[f.severity])
+    ordered = sorted([g for f in findings for g in lr_requests(raw, f)], key=lambda f: rank[f.severity])
     late = [f for f in ordered if last_resort(raw, f)]
     ordered = [f for f in ordered if f not in late] + late
     for f in ordered:
@@ -75,19 +80,33 @@ def train_with_repairs(spec: Spec, run_dir: Path | str, *, max_repairs: int = DE
     run_dir = Path(run_dir)
     attempts: list[dict] = []
     current: Optional[Spec] = spec
+    doctor, specs, left = None, [], []
     for k in range(max_repairs + 1):
         out = run_dir if k == 0 else run_dir / f"repair-{k}"
-        doctor = DoctorCallback(preflight=preflight)
-        summary = Trainer(current, out, callbacks=[doctor], progress=progress, data=data).fit()
+        start = _checkpoint_start(attempts[-1]) if attempts else None
+        doctor = DoctorCallback(preflight=preflight, **({} if start is None else
+                                {"first_loss": doctor.first_loss, "first_window": doctor.first_window}))
+        # `data` is reused as is: data.preprocess (the standardize fix) lives in the model, which is
+        # built from the repaired spec (babysit.nn.preprocess), so it takes effect on passed data too
+        trainer = Trainer(current, out, callbacks=[doctor], progress=progress, data=data)
+        if start is not None:
+            _start_from(trainer, start[1])
+        summary = trainer.fit()
         found = doctor.findings
         attempt = {"attempt": k, "run_dir": str(out), "val_loss": summary["val_loss"], "stopped": summary["stopped"],
+                   "started": "scratch" if start is None else {"checkpoint": str(start[0]), "step": start[1]["step"]},
                    "findings": [{"code": f.code, "where": f.where, "severity": f.severity} for f in found],
-                   "changes": attempts[-1]["next_changes"] if attempts else []}
-        echo(f"attempt {k}: val loss {summary['val_loss']:.4f}"
+                   "bad_from": _bad_from(found, current), "changes": attempts[-1]["next_changes"] if attempts else []}
+        echo(f"attempt {k}" + (f" (from {start[0]}, step {start[1]['step']})" if start else "")
+             + f": val loss {summary['val_loss']:.4f}"
              + (f" (stopped: {summary['stopped']})" if summary["stopped"] else ""))
         for f in found:
             echo(f"  {f.severity:<8}{f.code:<24}{f.where or '-':<12}{f.advice}")
-        nxt, changes = plan_fixes(current, found) if k < max_repairs else (None, [])
+        specs.append(current)
+        nxt, changes = plan_fixes(current, found)
+        if k == max_repairs:  # used up: say what a further round would have tried
+            left = changes
+            nxt, changes = None, []
         attempt["next_changes"] = changes
         attempts.append(attempt)
         _write(run_dir, attempts)
@@ -99,7 +118,8 @@ def train_with_repairs(spec: Spec, run_dir: Path | str, *, max_repairs: int = DE
     ok = [a for a in attempts if not any(f["severity"] == "error" for f in a["findings"])
           and a["val_loss"] == a["val_loss"]]
     best = min(ok or attempts, key=lambda a: (a["val_loss"] if a["val_loss"] == a["val_loss"] else float("inf")))
-    result = {"attempts": attempts, "best": best["attempt"], "spec": current.model_dump(mode="json")}
+    result = {"attempts": attempts, "best": best["attempt"], "spec": specs[best["attempt"]].model_dump(mode="json"),
+              "unrepaired": [{"code": c["code"], "where": c["where"], "fix": c["fix"]} for c in left]}
     _write(run_dir, attempts, best["attempt"])
     repairs = [c for a in attempts for c in a["changes"]]
     echo(f"repairs ({len(repairs)}):" if repairs else "repairs: none needed or none possible")
@@ -107,7 +127,63 @@ def train_with_repairs(spec: Spec, run_dir: Path | str, *, max_repairs: int = DE
         for c in a["changes"]:
             echo(f"  attempt {a['attempt']}: {c['code']} at {c['where']}: {c['change']}")
     echo(f"best attempt: {best['attempt']} ({best['run_dir']}), val loss {best['val_loss']:.4f}")
+    if left:
+        echo(f"max_repairs ({max_repairs}) used up with fixable findings left: "
+             + ", ".join(f"{c['code']} at {c['where'] or '-'} ({c['fix']})" for c in left)
+             + "; raise --max-repairs to try them")
     return result
+
+
+def _checkpoint_start(prev: dict):
+    """(path, checkpoint state) to continue from, or None: only after optimizer-only fixes, and only
+    from an attempt an error stopped (its checkpoint is the last good one, before the stop; an
+    attempt that ran to the end has its checkpoint at the end of the budget)."""
+    from babysit.train.checkpoint import CHECKPOINT, load_checkpoint
+
+    changes, stopped = prev["next_changes"], prev["stopped"]
+    if not changes or any(c["fix"] not in OPTIMIZER_ONLY for c in changes) or not stopped \
+            or not any(f["severity"] == "error" for f in prev["findings"]) and "non-finite" not in stopped:
+        return None
+    path = Path(prev["run_dir"]) / CHECKPOINT
+    if not path.is_file():
+        return None
+    state = load_checkpoint(path, map_location="cpu")
+    bad_from = prev.get("bad_from")
+    return (path, state) if 0 < state["step"] and (bad_from is None or state["step"] < bad_from) else None
+
+
+def _bad_from(found: list[Finding], spec: Spec) -> Optional[int]:
+    """The first step an error finding's evidence reaches back to (a 3x window's first step, the
+    first non-finite step): a checkpoint written at or after it is not a good one, since the stop
+    rules run at log flushes, after it may have been written."""
+    from babysit.doctor.rules.loss import DIVERGE_WINDOW
+
+    steps = []
+    for f in found:
+        ev = f.evidence or {}
+        if f.severity != "error":
+            continue
+        if "first_bad_step" in ev:
+            steps.append(ev["first_bad_step"])
+        elif "first_window_loss" in ev:  # a log window's mean (no Watch)
+            steps.append(ev["step"] - spec.train.log_every + 1)
+        elif "step" in ev:
+            steps.append(ev["step"] - DIVERGE_WINDOW + 1)
+    return min(steps) if steps else None
+
+
+def _start_from(trainer, state: dict) -> None:
+    """The checkpoint's weights and data position, a fresh optimizer at the new settings, and the
+    schedule moved on to the checkpoint's step (the lr the new settings give there)."""
+    import warnings
+
+    trainer.model.load_state_dict(state["model"])
+    trainer.sampler.load_state_dict(state["sampler"])
+    with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": on purpose here
+        warnings.simplefilter("ignore")
+        for _ in range(state["step"]):
+            trainer.schedule.step()
+    trainer.step = state["step"]
 
 
 def _write(run_dir: Path, attempts: list[dict], best: Optional[int] = None) -> None:

@@ -38,6 +38,9 @@ class RunView:
     num_classes: Optional[int] = None
     preflight: list[dict] = field(default_factory=list)  # CheckResult.as_dict() rows
     finished: bool = False  # the run ended (rules about the end state, e.g. underfitting, wait for it)
+    # The loss at step 1 when `losses` starts later: the stop rules' incremental views, and a
+    # repair attempt that continues from a checkpoint (its reference is the run's own start).
+    first_loss: Optional[float] = None
 
     # -- derived -----------------------------------------------------------------------------
     @property

@@ -134,7 +134,8 @@ class Watch:
         no_grad = torch.full((len(S.ACT_GRAD_FIELDS) + self.bins,), float("nan"))
         order = [n for n, _, _ in self.layers if n in acts]  # model order, not group order
         sample = {"step": self.steps, "params": None, "layers": {n: acts[n] for n in order},
-                  "grads": {n: grads.get(n, no_grad.to(acts[n].device)) for n in order}}
+                  "grads": {n: grads.get(n, no_grad.to(acts[n].device)) for n in order},
+                  "shapes": {n: list(self._captured[n].shape[1:]) for n in order}}  # per example
         if self._param_stats is not None:
             sample["params"] = self._param_stats(self._before)  # (parameters, fields + bins)
             sample["grad_norm"] = self._param_stats.grad_norm
@@ -208,7 +209,8 @@ class Watch:
             for n in sample["layers"]:
                 row = {"name": n, "kind": kinds[n], **S.unpack(flat[at:at + act_len], S.ACT_FIELDS)}
                 grad = S.unpack(flat[at + act_len:at + act_len + grad_len], S.ACT_GRAD_FIELDS)
-                row.update(grad_mean=grad["grad_mean"], grad_std=grad["grad_std"], grad_hist=grad["hist"])
+                row.update(grad_mean=grad["grad_mean"], grad_std=grad["grad_std"], grad_hist=grad["hist"],
+                           shape=sample["shapes"][n])
                 fetched["layers"].append(row)
                 at += act_len + grad_len
             for n, _ in (self.params if sample["params"] is not None else []):

@@ -72,9 +72,9 @@ def dead_units(view) -> list[Finding]:
                                  {"step": s["step"], "dead_share": rnd(row["dead"], 3), "threshold": DEAD_SHARE,
                                   "median_log10_update_data": rnd(u, 3), "lr_too_high": high},
                                  f"{rnd(100 * row['dead'], 3)}% of {name}'s units output 0 on every example and no "
-                                 "longer learn, usually after too high a learning rate: "
-                                 + ("use leaky ReLU and lower optim.lr (its weight moves too fast)." if high
-                                    else "use leaky ReLU."), fix="leaky-relu"))
+                                 "longer learn: " + (f"the weight feeding them moves 10^{u:.1f} of itself per step, "
+                                                     "too high a learning rate; use leaky ReLU and lower optim.lr."
+                                                     if high else "use leaky ReLU."), fix="leaky-relu"))
     return found
 
 

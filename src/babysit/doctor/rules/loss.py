@@ -46,7 +46,9 @@ def _window_means(losses: list[float]) -> tuple[int, list[float]]:
 
 
 def _first_loss(view):
-    """The loss before any update, when the view starts at step 1 (not on a resumed run)."""
+    """The loss before any update: given, or losses[0] when the view starts at step 1."""
+    if view.first_loss is not None:
+        return view.first_loss if _finite(view.first_loss) else None
     if view.loss_start != 1 or not view.losses or not _finite(view.losses[0]):
         return None
     return view.losses[0]
@@ -133,6 +135,18 @@ def loss_diverged(view) -> list[Finding]:
                         "The loss rose past 3x its starting value: the learning rate is too high. "
                         "Lower optim.lr (the repair divides it by 10).", fix="lower-lr")]
     return []
+
+
+def diverged_window(first_window: float, window: float, step: int):
+    """Without a Watch (watch.enabled: false) only the log windows' mean losses are known: the
+    same 3x test (item 8) on a window's mean against the first window's."""
+    if not (_finite(first_window) and first_window > 0 and _finite(window)) or window <= DIVERGE_FACTOR * first_window:
+        return None
+    return Finding("loss-diverged", "error", "loss",
+                   {"first_window_loss": rnd(first_window), "window_mean": rnd(window), "step": step,
+                    "factor": DIVERGE_FACTOR},
+                   "The loss rose past 3x its starting value: the learning rate is too high. "
+                   "Lower optim.lr (the repair divides it by 10).", fix="lower-lr")
 
 
 def _median_update(view) -> float | None:
