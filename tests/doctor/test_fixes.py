@@ -69,11 +69,34 @@ def test_capacity_is_a_last_resort():
     assert [c["fix"] for c in changes] == ["raise-lr"] and new.model.hidden == [200]
     alone, _ = plan_fixes(spec, [_f("underfitting", "capacity")])
     assert alone.model.hidden == [800]
-    # ... but less regularization, when that is the capacity fix's answer, is not
-    heavy = load_spec("makemore-kaiming", ["optim.weight_decay=1.0"])
-    new, changes = plan_fixes(heavy, [_f("underfitting", "capacity"),
-                                      _f("update-ratio-low", "raise-lr", median_log10_update_data=-4.0)])
-    assert {c["fix"] for c in changes} == {"raise-lr", "capacity"} and new.optim.weight_decay == pytest.approx(1e-3)
+
+
+def test_underfitting_under_strong_regularization_cuts_it_first_and_alone():
+    """Item 9, no gap: a weight decay above STRONG_DECAY (1e-2) is the cause; the lr cut and
+    leaky ReLU for its dead units, gain-init for its vanishing gradients and more capacity wait."""
+    symptoms = [_f("underfitting", "capacity", share_of_chance=0.93),
+                _f("dead-units", "leaky-relu", median_log10_update_data=-1.5, lr_too_high=True),
+                _f("vanishing-gradients", "gain-init"), _f("loss-plateau", "raise-lr")]
+    heavy = load_spec("digits-mlp", ["optim.weight_decay=1.0", "model.dropout=0.1"])  # relu, Adam 1e-3
+    new, changes = plan_fixes(heavy, symptoms)
+    assert [c["fix"] for c in changes] == ["less-regularization"]
+    assert new.optim.weight_decay == pytest.approx(1e-3) and new.model.dropout == pytest.approx(0.1)
+    assert new.optim.lr == pytest.approx(1e-3) and new.model.activation == "relu" and new.model.hidden == heavy.model.hidden
+    # an error finding still goes first, in the same round
+    err = Finding("loss-diverged", "error", "loss", {}, "", "lower-lr")
+    new, changes = plan_fixes(heavy, [err] + symptoms)
+    assert [c["fix"] for c in changes] == ["lower-lr", "less-regularization"] and new.optim.lr == pytest.approx(1e-4)
+    # dropout above L7's 0.5 and a penalty's strength count too; each strong one goes to the ladder's start
+    drop = load_spec("digits-mlp", ["model.dropout=0.8", "train.regularizer.name=l2", "train.regularizer.strength=0.5"])
+    new, changes = plan_fixes(drop, symptoms[:1])
+    assert new.model.dropout == pytest.approx(0.25) and new.train.regularizer.strength == pytest.approx(1e-3)
+    assert new.optim.weight_decay == pytest.approx(1e-4)  # digits-mlp's 1e-4 is not strong: left alone
+    # at or below the bounds (weight decay 1e-2, dropout 0.5: the healthy small-data net) it is capacity
+    mild = load_spec("digits-mlp", ["optim.weight_decay=0.01", "model.dropout=0.5"])
+    new, changes = plan_fixes(mild, symptoms[:1])
+    assert [c["fix"] for c in changes] == ["capacity"] and new.optim.weight_decay == pytest.approx(0.01)
+    new, changes = plan_fixes(mild, symptoms)  # and the symptoms' own fixes go ahead
+    assert {c["fix"] for c in changes} == {"leaky-relu", "lower-lr", "gain-init"}
 
 
 def test_structure_and_regularization_fixes():
@@ -86,7 +109,8 @@ def test_structure_and_regularization_fixes():
     new, _ = plan_fixes(load_spec("makemore-kaiming"), [_f("overfitting", "regularize")])
     assert new.model.dropout == pytest.approx(0.25) and new.optim.weight_decay == pytest.approx(1e-3)
     assert set(FIXES) >= {"output-scale", "gain-init", "lower-lr", "raise-lr", "leaky-relu", "grad-clip",
-                          "bias-off", "regularize", "standardize", "larger-batch", "capacity"}
+                          "bias-off", "regularize", "standardize", "larger-batch", "capacity",
+                          "less-regularization"}
 
 
 def test_data_fix_standardizes_features_and_centres_images():

@@ -63,5 +63,5 @@ def _updates(u1, u2=-3.0):
 def test_update_ratio_high_and_low_per_weight_matrix():
     assert codes(RULES["update-ratio-high"](_updates(-1.4))) == [("update-ratio-high", "fc1.weight")]
     assert RULES["update-ratio-high"](_updates(-1.6)) == []
-    assert codes(RULES["update-ratio-low"](_updates(-3.0, -5.1))) == [("update-ratio-low", "fc2.weight")]
-    assert RULES["update-ratio-low"](_updates(-3.0, -4.9)) == []
+    assert codes(RULES["update-ratio-low"](_updates(-3.0, -4.1))) == [("update-ratio-low", "fc2.weight")]
+    assert RULES["update-ratio-low"](_updates(-3.0, -3.9)) == []  # the healthy suite's lowest: -3.68

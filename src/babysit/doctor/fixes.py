@@ -15,17 +15,37 @@ Fix = Callable[[dict, Finding], Optional[str]]
 FIXES: dict[str, Fix] = {}
 FIX_GROUPS = {"lower-lr": "lr", "raise-lr": "lr"}
 # Applied only when no other fix applies in the same round: more capacity for an underfitting that
-# a too-low lr may explain. (Too much regularization is the capacity fix's own first answer, and
-# then it goes first: the suite's weight-decay-1.0 run ended 36% high when it waited.)
+# a too-low lr may explain.
 LAST_RESORT = {"capacity"}
+# Root-cause fixes: when one applies in a round, that round makes no warning-level fix besides it
+# (error findings still go first). Over-strong regularization holds the weights near 0, and dead
+# units, a plateau, vanishing gradients and underfitting follow from it; cutting the lr, switching
+# to leaky ReLU or widening the net treats those consequences and, with the cause still there,
+# made the suite's weight-decay-1.0 run end 18% above its counterpart (1.62 vs 1.37).
+ROOT_CAUSE = {"less-regularization"}
 
 
 def last_resort(spec: dict, f: Finding) -> bool:
-    return f.fix in LAST_RESORT and not _over_regularized(spec)
+    return f.fix in LAST_RESORT
 
 
-def _over_regularized(spec: dict) -> bool:
-    return spec["optim"].get("weight_decay", 0) > WEIGHT_DECAY_START or spec["model"].get("dropout", 0) > MAX_DROPOUT
+def strong_regularization(spec: dict) -> dict[str, float]:
+    """The regularizers of the spec above their STRONG_* bound, by spec path (empty: none)."""
+    reg = spec["train"].get("regularizer") or {}
+    found = {"optim.weight_decay": spec["optim"].get("weight_decay", 0.0) or 0.0,
+             "model.dropout": spec["model"].get("dropout", 0.0) or 0.0,
+             "train.regularizer.strength": reg.get("strength", 0.0) or 0.0}
+    bound = {"optim.weight_decay": STRONG_DECAY, "model.dropout": MAX_DROPOUT,
+             "train.regularizer.strength": STRONG_DECAY}
+    return {k: v for k, v in found.items() if v > bound[k]}
+
+
+def root_cause(spec: dict, f: Finding) -> Finding:
+    """The finding with its fix pointed at the cause: underfitting (item 9, no gap) in a strongly
+    regularized spec asks for less regularization before more capacity."""
+    if f.code == "underfitting" and f.fix == "capacity" and strong_regularization(spec):
+        return replace(f, fix="less-regularization")
+    return f
 
 # MM3's fix for a confidently wrong softmax: output weights x 0.01, bias 0 (LECTURES.md §2 item 3).
 OUTPUT_SCALE = 0.01
@@ -40,6 +60,11 @@ PLATEAU_RAISE = 10.0  # an lr-too-low plateau: one decade up
 GRAD_CLIP = 1.0  # global-norm clipping at 1.0, the usual starting value
 MIN_BATCH = 32  # MM3's batch for BatchNorm
 DROPOUT_STEP, MAX_DROPOUT = 0.25, 0.5  # L7: p = 0.5 is typical
+# Strong regularization: weight decay (or an L2/L1 penalty's strength, the same gradient for L2:
+# penalties.l2 is 0.5 * sum w^2) above 1e-2, the strongest decay the regularize fix reaches in two
+# rounds (WEIGHT_DECAY_START x WEIGHT_DECAY_STEP) and the suite's healthy small-data net's setting
+# (healthy-blobs-small-regularized, no underfitting); dropout above L7's typical p = 0.5.
+STRONG_DECAY = 1e-2
 # Weight decay starts at 1e-3 (first tried 5e-4: the suite's overfitting case ended 5.5% above its
 # regularized counterpart after two rounds) and grows 10x per round.
 WEIGHT_DECAY_START, WEIGHT_DECAY_STEP = 1e-3, 10.0
@@ -188,16 +213,30 @@ def regularize(spec: dict, f: Finding) -> Optional[str]:
 
 @fix("capacity")
 def capacity(spec: dict, f: Finding) -> Optional[str]:
-    m, o = spec["model"], spec["optim"]
-    if _over_regularized(spec):
-        old_wd, old_p = o.get("weight_decay", 0), m.get("dropout", 0)
-        o["weight_decay"] = min(old_wd, WEIGHT_DECAY_START)
-        m["dropout"] = min(old_p, DROPOUT_STEP)
-        return (f"optim.weight_decay {old_wd:g} -> {o['weight_decay']:g}, model.dropout {old_p:g} -> {m['dropout']:g}: "
-                "regularization held the model near chance (underfitting)")
+    m = spec["model"]
     old = list(m["hidden"])
     m["hidden"] = [max(4 * h, 16) for h in old]
     return f"model.hidden {old} -> {m['hidden']}: more capacity (underfitting, loss near chance with no gap)"
+
+
+@fix("less-regularization")
+def less_regularization(spec: dict, f: Finding) -> Optional[str]:
+    """Item 9's "no gap" with strong regularization: regularization is added "in a targeted way once
+    you see overfitting" (LECTURES.md §1, L7), so each strong regularizer goes back to where the
+    regularize fix starts (weight decay / penalty WEIGHT_DECAY_START, dropout DROPOUT_STEP)."""
+    strong = strong_regularization(spec)
+    if not strong:
+        return None
+    start = {"optim.weight_decay": WEIGHT_DECAY_START, "model.dropout": DROPOUT_STEP,
+             "train.regularizer.strength": WEIGHT_DECAY_START}
+    for path in strong:
+        section, *keys = path.split(".")
+        node = spec[section]
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = start[path]
+    return (", ".join(f"{k} {v:g} -> {start[k]:g}" for k, v in strong.items())
+            + f": regularization held the model near chance (underfitting, {f.evidence.get('share_of_chance')} of ln(C))")
 
 
 def apply(spec: dict, f: Finding) -> Optional[str]:
@@ -206,4 +245,4 @@ def apply(spec: dict, f: Finding) -> Optional[str]:
     return FIXES[f.fix](spec, f)
 
 
-__all__ = ["FIXES", "FIX_GROUPS", "apply", "fix", "lr_requests"]
+__all__ = ["FIXES", "FIX_GROUPS", "ROOT_CAUSE", "apply", "fix", "lr_requests", "root_cause", "strong_regularization"]

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Optional
 
 from babysit.doctor.callback import DoctorCallback
 from babysit.doctor.findings import SEVERITIES, Finding
-from babysit.doctor.fixes import FIX_GROUPS, apply, last_resort, lr_requests
+from babysit.doctor.fixes import FIX_GROUPS, ROOT_CAUSE, apply, last_resort, lr_requests, root_cause
 from babysit.spec import Spec, spec_from_dict
 from babysit.train.checkpoint import atomic_write_text
 
@@ -29,11 +29,14 @@ OPTIMIZER_ONLY = {"lower-lr", "raise-lr", "grad-clip"}
 def plan_fixes(spec: Spec, findings: Iterable[Finding]) -> tuple[Optional[Spec], list[dict]]:
     """The repaired spec and the list of changes, or (None, []) when no finding has a fix left.
     Errors first; one fix per fix name and per group. One lr change per round: the direction of the
-    most severe lr finding, by the largest factor any finding in that direction asks for."""
+    most severe lr finding, by the largest factor any finding in that direction asks for. A root-cause
+    fix (fixes.ROOT_CAUSE) leaves out the round's other warning-level fixes: they treat its symptoms."""
     raw = spec.model_dump(mode="json")
     done_fix, done_group, changes = set(), set(), []
     rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
-    ordered = sorted([g for f in findings for g in lr_requests(raw, f)], key=lambda f: rank[f.severity])
+    ordered = sorted([g for f in findings for g in lr_requests(raw, root_cause(raw, f))], key=lambda f: rank[f.severity])
+    if any(f.fix in ROOT_CAUSE for f in ordered):
+        ordered = [f for f in ordered if f.severity == "error" or f.fix in ROOT_CAUSE]
     late = [f for f in ordered if last_resort(raw, f)]
     ordered = [f for f in ordered if f not in late] + late
     for f in ordered:
