@@ -6,7 +6,7 @@ For each of three presets (one names, two digits) it runs `lr_range_test` on the
 trains the preset at the suggested lr and at seven log-spaced lrs around it (half a decade apart,
 suggested x 10^-1.5 .. x 10^1.5; the middle one is the suggestion itself), all at the same budget
 and with a constant lr, and compares final val losses (the digits rows average three seeds: their
-val split holds 270 images, so one run's val loss is noisy; the names val split holds 22,655
+val split holds 180 images, so one run's val loss is noisy; the names val split holds 22,655
 contexts). Prints the table and, last,
 `lr-find within X of grid best on N/3 presets` where X is the worst relative gap among the
 presets that made it and a preset makes it when its gap is at most 2%.
