@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from babysit.data import Dataset, Split
+from babysit.train.penalties import with_penalty
 
 # Initial loss against ln(C) (item 3): diffuse logits give ln(C); "confidently wrong" ones give
 # much more (MM3's first net: 27 against 3.29, 8x). Within 1.5x is fine, past 3x is a failure.
@@ -56,11 +57,18 @@ class Setup:
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, reg_scale: float = 1.0) -> torch.Tensor:
         """The loss training minimizes, with the regularization term scaled by reg_scale."""
-        loss = self.loss_fn(model(x), y)
-        if self.penalty is not None and reg_scale:
-            fn, strength = self.penalty
-            loss = loss + reg_scale * strength * fn(model)
-        return loss
+        return with_penalty(self.loss_fn(model(x), y), model, self.penalty, reg_scale)
+
+    def examples(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first n training examples, on the model's device."""
+        head = self.data.train[:n].to(self.device)
+        return head.x, head.y
+
+    def optimizer_groups(self) -> list[dict]:
+        """Each parameter group's settings (lr, weight_decay, ...) as the optimizer starts, read
+        off one made for a copy of the model."""
+        opt = self.make_optimizer(copy.deepcopy(self.model))
+        return [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
 
 
 def check_data(setup: Setup) -> CheckResult:
@@ -140,7 +148,7 @@ def check_initial_loss(setup: Setup) -> CheckResult:
     predictions (item 3)."""
     data = setup.data
     m = copy.deepcopy(setup.model).train()  # a copy: a train-mode pass moves BatchNorm's running statistics
-    x, y = data.train.x[:1024].to(setup.device), data.train.y[:1024].to(setup.device)
+    x, y = setup.examples(1024)
     loss = float(setup.loss(m, x, y, reg_scale=0.0))  # as the first training step sees it (batch statistics)
     expected = math.log(data.num_classes)
     ratio = loss / expected

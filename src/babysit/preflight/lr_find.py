@@ -95,10 +95,7 @@ def sweep(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: Callab
 def lr_range_test(spec: Spec, data: Optional[Dataset] = None, start: float = 1e-6, end: float = 10.0,
                   steps: int = 300) -> LRFindResult:
     """The sweep on the model, optimizer, loss and batch size `babysit train SPEC` would use."""
-    if spec.optim.name == "lbfgs":
-        raise ValueError("the lr range test needs a first-order optimizer; L-BFGS does its own line search")
-    setup = setup_from_spec(spec, data)
-    return _sweep_setup(setup, start, end, steps)
+    return _sweep_setup(setup_from_spec(spec, data), start, end, steps)
 
 
 def _sweep_setup(setup: Setup, start: float, end: float, steps: int) -> LRFindResult:
@@ -112,7 +109,7 @@ def check_lr_range(setup: Setup, start: float = 1e-6, end: float = 10.0, steps: 
     """Check 6: where does the configured lr sit in the range test? Inside the falling range (up
     to the loss minimum) passes; below it the loss barely moves and past the minimum it is close
     to blowing up (warn); at or past the 3x point it fails."""
-    lr = setup.make_optimizer(copy.deepcopy(setup.model)).param_groups[0]["lr"]
+    lr = setup.optimizer_groups()[0]["lr"]
     result = _sweep_setup(setup, start, end, steps)
     lo, hi = result.falling
     measured = {"lr": lr, "falling_from": float(f"{lo:.3g}"), "falling_to": float(f"{hi:.3g}"),

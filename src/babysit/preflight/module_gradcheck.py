@@ -47,7 +47,7 @@ def check_gradients(setup: Setup) -> CheckResult:
     if not custom:
         return CheckResult("gradcheck", "pass", {"custom_modules": 0}, expected,
                            "every module is a stock torch module (torch tests their gradients)")
-    x = setup.data.train.x[:PROBE_EXAMPLES].to(setup.device)
+    x, _ = setup.examples(PROBE_EXAMPLES)
     inputs = _captured_inputs(model, custom, x)
     modules = dict(model.named_modules())
     measured, wrong, suspicious, skipped = {}, [], [], []

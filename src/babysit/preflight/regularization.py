@@ -22,9 +22,9 @@ DECAY_STEPS = 5  # enough steps for decay to compound past the first step's nois
 def check_regularization(setup: Setup) -> CheckResult:
     if setup.penalty is not None:
         return _check_penalty(setup)
-    decays = [g.get("weight_decay", 0.0) for g in setup.make_optimizer(copy.deepcopy(setup.model)).param_groups]
-    if any(decays):
-        return _check_weight_decay(setup)
+    decay = max(g.get("weight_decay", 0.0) for g in setup.optimizer_groups())
+    if decay:
+        return _check_weight_decay(setup, decay)
     return CheckResult("regularization", "skip", {"regularization": "none"},
                        "raising the regularization strength raises the loss (checked when there is any)",
                        "nothing to check: set train.regularizer or optim.weight_decay when the run overfits")
@@ -32,7 +32,7 @@ def check_regularization(setup: Setup) -> CheckResult:
 
 def _check_penalty(setup: Setup) -> CheckResult:
     model = copy.deepcopy(setup.model).train()
-    x, y = setup.data.train.x[:setup.batch_size].to(setup.device), setup.data.train.y[:setup.batch_size].to(setup.device)
+    x, y = setup.examples(setup.batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
     losses, grads = [], []
     for scale in (1.0, RAISE):
@@ -58,8 +58,8 @@ def _check_penalty(setup: Setup) -> CheckResult:
     return CheckResult("regularization", "pass", measured, expected)
 
 
-def _check_weight_decay(setup: Setup) -> CheckResult:
-    x, y = setup.data.train.x[:setup.batch_size].to(setup.device), setup.data.train.y[:setup.batch_size].to(setup.device)
+def _check_weight_decay(setup: Setup, decay: float) -> CheckResult:
+    x, y = setup.examples(setup.batch_size)
     norms = []
     for scale in (1.0, RAISE):
         model = copy.deepcopy(setup.model).train()
@@ -74,7 +74,6 @@ def _check_weight_decay(setup: Setup) -> CheckResult:
             loss.backward()
             opt.step()
         norms.append(float(sum(p.detach().double().pow(2).sum() for p in decayed)))
-    decay = max(g.get("weight_decay", 0.0) for g in setup.make_optimizer(copy.deepcopy(setup.model)).param_groups)
     measured = {"weight_decay": decay, "weight_norm2": round(norms[0], 6), f"weight_norm2_at_{RAISE:g}x": round(norms[1], 6)}
     expected = f"{DECAY_STEPS} steps with the optimizer's weight decay raised {RAISE:g}x leave smaller weights"
     if norms[1] < norms[0]:

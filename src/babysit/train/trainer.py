@@ -26,7 +26,7 @@ from babysit.train.checkpoint import (CHECKPOINT, atomic_write_text, load_checkp
                                       save_checkpoint, set_rng_state)
 from babysit.train.evaluate import evaluate
 from babysit.train.optim import Schedule, build_optimizer
-from babysit.train.penalties import build_penalty
+from babysit.train.penalties import build_penalty, with_penalty
 from babysit.watch.record import METRICS, Record
 from babysit.watch.watch import WATCH_FILE, Watch
 
@@ -140,11 +140,7 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss = F.cross_entropy(self.model(x), y)
-        if self.penalty is not None:
-            penalty, strength = self.penalty
-            loss = loss + strength * penalty(self.model)
-        return loss
+        return with_penalty(F.cross_entropy(self.model(x), y), self.model, self.penalty)
 
     def _train_step(self) -> torch.Tensor:
         if self.spec.optim.name == "lbfgs":
