@@ -47,9 +47,9 @@ def _fc(spec: ModelSpec, width: int, units: int, bias: bool) -> nn.Module:
     return nn.Linear(width, units, bias=bias)
 
 
-def _use_bias(spec: ModelSpec) -> bool:
+def _use_bias(spec: ModelSpec, norm_follows: bool) -> bool:
     # A bias in front of a BatchNorm is subtracted right away: its gradient is zero (LECTURES.md §1).
-    return (not spec.batchnorm) if spec.bias == "auto" else spec.bias
+    return (not norm_follows) if spec.bias == "auto" else spec.bias
 
 
 def _preprocess(spec: Spec, data: Dataset) -> OrderedDict:
@@ -76,14 +76,12 @@ def build_mlp(spec: Spec, data: Dataset) -> nn.Sequential:
     else:
         width = math.prod(_input_shape(layers, data))
     layers["flatten"] = nn.Flatten()
-    bias = _use_bias(m)
+    bias = _use_bias(m, m.batchnorm)
     for i, h in enumerate(m.hidden, start=1):
         norm = nn.BatchNorm1d(h, momentum=m.bn_momentum) if m.batchnorm else None
         _hidden_block(layers, i, _fc(m, width, h, bias), norm, m)
         width = h
-    # the output BatchNorm subtracts the output layer's bias right away, as for hidden layers
-    out_bias = (not m.output_batchnorm) if m.bias == "auto" else m.bias
-    layers["out"] = nn.Linear(width, data.num_classes, bias=out_bias)
+    layers["out"] = nn.Linear(width, data.num_classes, bias=_use_bias(m, m.output_batchnorm))
     if m.output_batchnorm:
         layers["out_bn"] = nn.BatchNorm1d(data.num_classes, momentum=m.bn_momentum)
     return nn.Sequential(layers)
@@ -100,7 +98,7 @@ def build_cnn(spec: Spec, data: Dataset) -> nn.Sequential:
                          f"of {_input_shape(layers, data)[0]}, which model.kind 'cnn' cannot take; use "
                          "zca (keeps the image shape) or model.kind 'mlp'")
     c, h, w = data.input_shape
-    bias = _use_bias(m)
+    bias = _use_bias(m, m.batchnorm)
     pool = nn.MaxPool2d if m.pool == "max" else nn.AvgPool2d
     for i, out_c in enumerate(m.channels, start=1):
         norm = nn.BatchNorm2d(out_c, momentum=m.bn_momentum) if m.batchnorm else None

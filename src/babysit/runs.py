@@ -9,6 +9,7 @@ from torch import nn
 from babysit.data import Dataset, build_data
 from babysit.models import build_model
 from babysit.spec import Spec, load_spec
+from babysit.train.averaging import EMA_FILE
 from babysit.train.checkpoint import CHECKPOINT, CheckpointError, load_checkpoint
 from babysit.train.trainer import select_device
 
@@ -49,10 +50,10 @@ def load_run(run_dir: Path | str, device: str = "auto", weights: str = "last") -
                               "give the directory that `babysit train` wrote")
     spec = load_spec(run_dir / "spec.yaml")
     dev = select_device(device)
-    if weights == "ema" and not (run_dir / "ema.pt").is_file():
-        raise CheckpointError(f"{run_dir} has no ema.pt; train it with train.ema (e.g. --set "
+    if weights == "ema" and not (run_dir / EMA_FILE).is_file():
+        raise CheckpointError(f"{run_dir} has no {EMA_FILE}; train it with train.ema (e.g. --set "
                               "'train.ema={decay: 0.999}') or use --weights last")
-    state = load_checkpoint(run_dir / (CHECKPOINT if weights == "last" else "ema.pt"), map_location=dev)
+    state = load_checkpoint(run_dir / (CHECKPOINT if weights == "last" else EMA_FILE), map_location=dev)
     data = build_data(spec.data)
     model = build_model(spec, data).to(dev)
     model.load_state_dict(state["model"])
