@@ -5,7 +5,6 @@ from pathlib import Path
 
 import click
 
-SEARCH_ROOT = Path("runs")
 
 
 @click.command()
@@ -32,11 +31,12 @@ def search(spec, overrides, trials, workers, storage, out, sampler, join):
     from rich.console import Console
 
     from babysit.search.driver import SearchError, run_search
+    from babysit.runs import RUNS_ROOT
     from babysit.search.report import trials_table
     from babysit.spec import load_spec
 
     s = load_spec(spec, list(overrides))
-    out = out or SEARCH_ROOT / f"{s.name}-search"
+    out = out or RUNS_ROOT / f"{s.name}-search"
     try:
         result = run_search(s, out, trials=trials, workers=workers, storage=storage, sampler=sampler,
                             join=join, echo=click.echo)

@@ -15,7 +15,7 @@ from optuna.samplers import RandomSampler, TPESampler
 from optuna.trial import TrialState
 
 from babysit.search.pruner import build_pruner
-from babysit.search.runner import POLL_S, REPORTS_PER_TRIAL, Worker, sampler_seed, spec_with, stage_space
+from babysit.search.runner import POLL_S, Worker, sampler_seed, spec_with, stage_space, trial_log_every
 from babysit.search.space import SearchSpec
 from babysit.search.stages import narrow
 from babysit.search.study import fail_killed_trials, open_storage, open_study, settled, storage_url, trials_of_stage
@@ -159,7 +159,7 @@ def _open(base: Spec, search: SearchSpec, url: str, name: str, worker: int):
     storage = open_storage(url, search.heartbeat_s)
     probe = optuna.load_study(study_name=name, storage=storage) if _exists(storage, name) else None
     n = len(probe.get_trials(deepcopy=False)) if probe is not None else 0
-    log_every = max(1, min(base.train.log_every, min(s.steps for s in search.stages) // REPORTS_PER_TRIAL))
+    log_every = trial_log_every(base.train.log_every, min(s.steps for s in search.stages))  # the shortest trials'
     return open_study(storage, name, sampler=SAMPLERS[search.sampler](sampler_seed(base.seed, worker, n)),
                       pruner=build_pruner(search.pruner, search.divergence_factor, log_every))
 
@@ -201,6 +201,8 @@ def run_search(spec: Spec, out: Path | str, *, trials: Optional[int] = None, wor
     resumed = len(study.get_trials(deepcopy=False))
     echo(f"search '{name}': {url}" + (f" (resuming: {resumed} trials on record)" if resumed else ""))
     procs = _start_workers(base, out, url, name, workers) if workers > 1 else []
+    # one in-process worker for every stage: it keeps the data it loaded and the spaces it read
+    worker = Worker(study, base, out, [x.steps for x in search.stages]) if not procs else None
     try:
         for s, stage in enumerate(search.stages):
             _plan_stage(study, s, base, search, echo)
@@ -208,8 +210,8 @@ def run_search(spec: Spec, out: Path | str, *, trials: Optional[int] = None, wor
             size = stage_size(study, s, search)
             echo(f"stage {s + 1}/{len(search.stages)}: {size} trials x {stage.steps} steps "
                  f"({queued} queued now); {_describe_space(stage_space(study, s))}")
-            if not procs:
-                Worker(study, base, out, [x.steps for x in search.stages]).work(until_idle=True, coordinator=True)
+            if worker is not None:
+                worker.work(until_idle=True, coordinator=True)
             else:
                 _wait_stage(study, s, procs)
             done = [t for t in trials_of_stage(study, s) if t.state.is_finished() and settled(t)]

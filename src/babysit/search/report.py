@@ -81,8 +81,9 @@ def collect(study, base: Spec, search: SearchSpec, out: Path) -> SearchResult:
         best = min((r for r in complete if r.stage == last), key=lambda r: r.value)
     best_spec = spec_with(base, best.params, f"{base.name}-best") if best else None
     stages = sorted({r.stage for r in rows if r.stage >= 0})
-    notes = {s: study.user_attrs.get(f"stage{s}", {}).get("notes", []) for s in stages}
-    spaces = {s: stage_space(study, s) for s in stages if f"stage{s}" in study.user_attrs}
+    attrs = study.user_attrs  # one read of the study's attributes (a storage round trip)
+    notes = {s: attrs.get(f"stage{s}", {}).get("notes", []) for s in stages}
+    spaces = {s: stage_space(study, s, attrs) for s in stages if f"stage{s}" in attrs}
     return SearchResult(rows, search, best, best_spec, sum(r.steps for r in finished), notes, spaces)
 
 

@@ -73,8 +73,12 @@ def steps_per_epoch(spec: Spec, data) -> int:
     from babysit.train.batches import BatchSampler
 
     n = len(data.train)
-    return BatchSampler(data.train, n if spec.train.batch_size == "full" else spec.train.batch_size,
-                        spec.seed).per_epoch
+    return BatchSampler.batches_per_epoch(n, n if spec.train.batch_size == "full" else spec.train.batch_size)
+
+
+def trial_log_every(log_every: int, steps: int) -> int:
+    """A trial logs (and reports to its pruner) REPORTS_PER_TRIAL times or more often."""
+    return max(1, min(log_every, steps // REPORTS_PER_TRIAL))
 
 
 def trial_spec(base: Spec, values: dict, steps: int, name: str, per_epoch: Optional[int] = None) -> Spec:
@@ -98,7 +102,7 @@ def trial_spec(base: Spec, values: dict, steps: int, name: str, per_epoch: Optio
     if sched["name"] == "step" and not sched["milestones"]:
         sched["name"] = "constant"
     t.update(steps=steps, epochs=None, eval_every=steps, checkpoint_every=steps,
-             log_every=max(1, min(t["log_every"], steps // REPORTS_PER_TRIAL)))
+             log_every=trial_log_every(t["log_every"], steps))
     # A trial is a short budget that ranks settings, not a finished model: the babysitting
     # checklist was the base spec's to run once (per trial it costs time, and a failed check would
     # fail the trial), a snapshot ensemble needs whole cosine_restarts cycles the stage cannot
@@ -121,8 +125,10 @@ def suggest(trial: optuna.Trial, name: str, p: ParamSpec, first: Optional[ParamS
     return trial.suggest_float(name, p.low, p.high, log=p.log)
 
 
-def stage_space(study: optuna.Study, stage: int) -> dict[str, ParamSpec]:
-    return {k: ParamSpec.model_validate(v) for k, v in study.user_attrs[f"stage{stage}"]["space"].items()}
+def stage_space(study: optuna.Study, stage: int, attrs: Optional[dict] = None) -> dict[str, ParamSpec]:
+    """Stage `stage`'s stored space; `attrs`: the study's user_attrs when already read."""
+    attrs = study.user_attrs if attrs is None else attrs
+    return {k: ParamSpec.model_validate(v) for k, v in attrs[f"stage{stage}"]["space"].items()}
 
 
 class ReportToTrial(Callback):

@@ -16,11 +16,16 @@ class BatchSampler:
         self.split = split
         self.n = len(split)
         self.batch_size = min(batch_size, self.n)
-        self.per_epoch = max(self.n // self.batch_size, 1)
+        self.per_epoch = self.batches_per_epoch(self.n, batch_size)
         self.gen = torch.Generator().manual_seed(seed)
         self.epoch = 0
         self.pos = 0
         self._new_epoch()
+
+    @staticmethod
+    def batches_per_epoch(n: int, batch_size: int) -> int:
+        """Full batches of `n` examples (the partial last one is dropped), at least one."""
+        return max(n // min(batch_size, n), 1)
 
     def _new_epoch(self) -> None:
         self.epoch_gen_state = self.gen.get_state()
