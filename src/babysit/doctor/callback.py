@@ -10,15 +10,14 @@ import json
 from typing import Iterable, Optional
 
 from babysit.doctor.diagnose import STOP_RULES, diagnose
-from babysit.doctor.findings import Finding
+from babysit.doctor.findings import FINDINGS, Finding
 from babysit.doctor.rules.loss import DIVERGE_WINDOW, diverged_window
 from babysit.doctor.view import KEEP_SAMPLES, RunView
 from babysit.train.callbacks import Callback
 from babysit.train.checkpoint import atomic_write_text
+from babysit.train.trainer import PREFLIGHT
 from babysit.watch.record import read_events
 
-FINDINGS = "findings.json"
-PREFLIGHT = "preflight.json"  # written by `train.preflight: true`; read when present
 # Checks cheap enough to run before every training run (a pass over the train inputs); the
 # costlier ones (overfit-tiny, regularization) run when asked for.
 DEFAULT_PREFLIGHT = ("data",)
@@ -30,7 +29,8 @@ class DoctorCallback(Callback):
         """first_loss / first_window: the step-1 loss and first log window's mean of the run this
         one continues (a repair attempt started from a checkpoint), the stop rules' reference."""
         self.preflight_names, self.stop_on_error = tuple(preflight), stop_on_error
-        self.preflight: list[dict] = []
+        self.preflight: list[dict] = []  # this callback's own checks (into findings.json)
+        self._view_preflight: list[dict] = []  # those merged with preflight.json: what rules see
         self.evals: list[dict] = []
         self.findings: list[Finding] = []
         self.stop_findings: list[Finding] = []  # stop findings the full rules cannot see (no Watch)
@@ -47,6 +47,12 @@ class DoctorCallback(Callback):
         if self.preflight_names and not trainer.spec.train.preflight:  # else preflight.json has them all
             setup = setup_from_spec(trainer.spec, trainer.data, trainer.model)
             self.preflight = [r.as_dict() for r in run_checks(setup, names=list(self.preflight_names))]
+        # preflight.json is written before training begins (train.preflight), so merge it once:
+        # the full checklist's results take precedence, check by check
+        path = trainer.run_dir / PREFLIGHT
+        written = json.loads(path.read_text()) if path.is_file() else []
+        names = {r["name"] for r in written}
+        self._view_preflight = written + [r for r in self.preflight if r["name"] not in names]
 
     def _load_history(self, trainer) -> None:
         """The record up to the checkpoint (the Trainer has already cut what came after it)."""
@@ -65,15 +71,8 @@ class DoctorCallback(Callback):
             self.first_window = windows[0].get("train_loss")
 
     def view(self, trainer, finished: bool = False) -> RunView:
-        preflight = list(self.preflight)
-        path = trainer.run_dir / PREFLIGHT
-        if path.is_file():  # the full checklist's results take precedence, check by check
-            written = json.loads(path.read_text())
-            names = {r["name"] for r in written}
-            preflight = written + [r for r in preflight if r["name"] not in names]
-        b = trainer.spec.train.batch_size
-        batch = len(trainer.train_split) if b == "full" else b
-        kw = dict(model=trainer.model, batch_size=batch, evals=self.evals, preflight=preflight,
+        kw = dict(model=trainer.model, batch_size=trainer.batch_size, evals=self.evals,
+                  preflight=list(self._view_preflight),
                   num_classes=trainer.data.num_classes, finished=finished)
         if trainer.watch is None:
             return RunView(**kw)

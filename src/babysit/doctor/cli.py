@@ -39,7 +39,7 @@ def view_of_run(run: Path, notes: list[str] | None = None) -> RunView:
 
 def echo_findings(run: Path) -> None:
     """One line per finding the Trainer's doctor wrote to RUN/findings.json (after `babysit train`)."""
-    from babysit.doctor.callback import FINDINGS
+    from babysit.doctor.findings import FINDINGS
 
     path = Path(run) / FINDINGS
     if not path.is_file():
@@ -47,7 +47,7 @@ def echo_findings(run: Path) -> None:
     found = [Finding.from_dict(d) for d in json.loads(path.read_text())["findings"]]
     click.echo(f"doctor: {len(found)} finding(s)" + (f"; details: babysit doctor {run}" if found else ""))
     for f in found:
-        click.echo(f"  {f.severity:<8}{f.code:<24}{f.where or '-':<12}{f.advice}")
+        click.echo(f.line())
 
 
 def _evidence(ev: dict) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 import babysit.doctor.rules  # noqa: F401  (registers the rules)
-from babysit.doctor.findings import RULES, SEVERITIES, Finding
+from babysit.doctor.findings import RULES, Finding, most_severe_first
 from babysit.doctor.view import RunView
 
 # Rules cheap enough to run at every log flush; they are the ones whose error stops training.
@@ -17,6 +17,4 @@ def diagnose(view: RunView, codes: Optional[Iterable[str]] = None) -> list[Findi
     unknown = [c for c in codes if c not in RULES]
     if unknown:
         raise ValueError(f"unknown finding code(s) {', '.join(unknown)}; valid: {', '.join(RULES)}")
-    found = [f for c in codes for f in RULES[c](view)]
-    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
-    return sorted(found, key=lambda f: rank[f.severity])
+    return most_severe_first([f for c in codes for f in RULES[c](view)])

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 SEVERITIES = ("info", "warning", "error")
+FINDINGS = "findings.json"  # a run's findings, written by the Trainer's DoctorCallback
 
 
 @dataclass
@@ -30,6 +31,10 @@ class Finding:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def line(self) -> str:
+        """One printed line: severity, code, where, advice."""
+        return f"  {self.severity:<8}{self.code:<24}{self.where or '-':<12}{self.advice}"
+
     @classmethod
     def from_dict(cls, d: dict) -> "Finding":
         return cls(**{k: d.get(k) for k in ("code", "severity", "where", "evidence", "advice", "fix")})
@@ -37,6 +42,12 @@ class Finding:
 
 Rule = Callable[["RunView"], list[Finding]]  # noqa: F821 (RunView lives in doctor.view)
 RULES: dict[str, Rule] = {}
+
+
+def most_severe_first(found: list) -> list:
+    """Errors, then warnings, then info; stable, so each keeps its registry order."""
+    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
+    return sorted(found, key=lambda f: rank[f.severity])
 
 
 def rule(code: str) -> Callable[[Rule], Rule]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from babysit.doctor.callback import DoctorCallback
-from babysit.doctor.findings import SEVERITIES, Finding
+from babysit.doctor.findings import Finding, most_severe_first
 from babysit.doctor.fixes import FIX_GROUPS, ROOT_CAUSE, apply, last_resort, lr_requests, root_cause
 from babysit.spec import Spec, spec_from_dict
 from babysit.train.checkpoint import atomic_write_text
@@ -33,8 +33,7 @@ def plan_fixes(spec: Spec, findings: Iterable[Finding]) -> tuple[Optional[Spec],
     fix (fixes.ROOT_CAUSE) leaves out the round's other warning-level fixes: they treat its symptoms."""
     raw = spec.model_dump(mode="json")
     done_fix, done_group, changes = set(), set(), []
-    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
-    ordered = sorted([g for f in findings for g in lr_requests(raw, root_cause(raw, f))], key=lambda f: rank[f.severity])
+    ordered = most_severe_first([g for f in findings for g in lr_requests(raw, root_cause(raw, f))])
     if any(f.fix in ROOT_CAUSE for f in ordered):
         ordered = [f for f in ordered if f.severity == "error" or f.fix in ROOT_CAUSE]
     late = [f for f in ordered if last_resort(raw, f)]
@@ -104,7 +103,7 @@ def train_with_repairs(spec: Spec, run_dir: Path | str, *, max_repairs: int = DE
              + f": val loss {summary['val_loss']:.4f}"
              + (f" (stopped: {summary['stopped']})" if summary["stopped"] else ""))
         for f in found:
-            echo(f"  {f.severity:<8}{f.code:<24}{f.where or '-':<12}{f.advice}")
+            echo(f.line())
         specs.append(current)
         nxt, changes = plan_fixes(current, found)
         if k == max_repairs:  # used up: say what a further round would have tried

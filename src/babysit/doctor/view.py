@@ -11,11 +11,19 @@ from typing import Optional
 
 from torch import nn
 
+from babysit.doctor.findings import FINDINGS
+from babysit.train.trainer import PREFLIGHT, SUMMARY
 from babysit.watch.record import METRICS, read_events
+from babysit.watch.watch import Watch
 
 # Rules see the first sample (the initialization) and the latest KEEP_SAMPLES, as a live Watch
-# with a run directory keeps them (Watch.KEEP_SAMPLES); a run read from disk is cut the same way.
-KEEP_SAMPLES = 100
+# with a run directory keeps them; a run read from disk is cut the same way.
+KEEP_SAMPLES = Watch.KEEP_SAMPLES
+
+
+def keep_samples(samples: list[dict]) -> list[dict]:
+    """The first sample and the latest KEEP_SAMPLES."""
+    return samples[:1] + samples[1:][-KEEP_SAMPLES:]
 
 
 def _num(v) -> float:
@@ -102,11 +110,10 @@ class RunView:
                 lrs += e["lr"] or []
             elif e["kind"] == "sample":
                 samples.append({k: v for k, v in e.items() if k != "kind"})
-        if len(samples) > KEEP_SAMPLES + 1:
-            samples = samples[:1] + samples[-KEEP_SAMPLES:]
+        samples = keep_samples(samples)
         evals = [{k: v for k, v in e.items() if k != "kind"} for e in read_events(run_dir, "eval")]
         preflight = []
-        for name in ("preflight.json", "findings.json"):
+        for name in (PREFLIGHT, FINDINGS):
             path = run_dir / name
             if path.is_file() and not preflight:
                 data = json.loads(path.read_text())
@@ -117,6 +124,6 @@ class RunView:
             b = load_spec(run_dir / "spec.yaml").train.batch_size
             batch = b if isinstance(b, int) else None
         extra.setdefault("batch_size", batch)
-        extra.setdefault("finished", (run_dir / "summary.json").is_file())
+        extra.setdefault("finished", (run_dir / SUMMARY).is_file())
         return cls(losses=losses, loss_start=start or 1, lrs=lrs, samples=samples, order=metas[-1].get("order", []) if metas else [],
                    evals=evals, preflight=preflight, **extra)

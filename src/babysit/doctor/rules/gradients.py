@@ -44,20 +44,26 @@ def _depth_ratios(s: dict) -> list[tuple[dict, dict, float]]:
             for rows in groups.values() if len(rows) >= 2]
 
 
+def _depth_finding(view, code: str, bad, threshold: float, advice) -> list[Finding]:
+    """The first sampled group whose input-to-output gradient ratio is `bad`, as a finding."""
+    for s in _checked(view):
+        for first, last, ratio in _depth_ratios(s):
+            if bad(ratio):
+                return [Finding(code, "warning", first["name"],
+                                {"step": s["step"], "grad_std_first": rnd(first["grad_std"]),
+                                 "grad_std_last": rnd(last["grad_std"]), "ratio": rnd(ratio, 3),
+                                 "threshold": threshold},
+                                advice(first["name"], last["name"], ratio), fix="gain-init")]
+    return []
+
+
 @rule("vanishing-gradients")
 def vanishing_gradients(view) -> list[Finding]:
     """Activation-gradient std at the first layer below VANISH_RATIO x that at the last."""
-    for s in _checked(view):
-        for first, last, ratio in _depth_ratios(s):
-            if ratio >= VANISH_RATIO:
-                continue
-            return [Finding("vanishing-gradients", "warning", first["name"],
-                            {"step": s["step"], "grad_std_first": rnd(first["grad_std"]), "grad_std_last":
-                             rnd(last["grad_std"]), "ratio": rnd(ratio, 3), "threshold": VANISH_RATIO},
-                            f"Gradients shrink {rnd(1 / ratio, 2):g}x from {last['name']} back to {first['name']}, so "
-                            "early layers barely learn: use a gain-correct init (kaiming) or BatchNorm.",
-                            fix="gain-init")]
-    return []
+    return _depth_finding(
+        view, "vanishing-gradients", lambda r: r < VANISH_RATIO, VANISH_RATIO,
+        lambda first, last, r: f"Gradients shrink {rnd(1 / r, 2):g}x from {last} back to {first}, so early "
+                               "layers barely learn: use a gain-correct init (kaiming) or BatchNorm.")
 
 
 @rule("exploding-gradients")
@@ -69,27 +75,15 @@ def exploding_gradients(view) -> list[Finding]:
     if len(norms) >= 2 and norms[0][1] > 0:
         t, peak = max(norms[1:], key=lambda tn: tn[1])
         if peak > EXPLODE_GROWTH * norms[0][1]:
-            return [_explode(view, {"first_grad_norm": rnd(norms[0][1]), "peak_grad_norm": rnd(peak),
-                                    "peak_step": t, "growth": rnd(peak / norms[0][1], 3)})]
-    for s in _checked(view):
-        for r in _depth_ratios(s):
-            if r[2] <= 1 / VANISH_RATIO:
-                continue
-            return [Finding("exploding-gradients", "warning", r[0]["name"],
-                            {"step": s["step"], "grad_std_first": rnd(r[0]["grad_std"]),
-                             "grad_std_last": rnd(r[1]["grad_std"]), "ratio": rnd(r[2], 3),
-                             "threshold": 1 / VANISH_RATIO},
-                            f"Gradients grow {rnd(r[2], 2):g}x from {r[1]['name']} back to {r[0]['name']}: the init's "
-                            "gain is too large for this depth. Use a gain-correct init (kaiming) or BatchNorm.",
-                            fix="gain-init")]
-    return []
-
-
-def _explode(view, evidence: dict) -> Finding:
-    evidence["threshold"] = EXPLODE_GROWTH
-    return Finding("exploding-gradients", "warning", "model", evidence,
-                   "The gradient norm grew by orders of magnitude during training: clip it (train.grad_clip: 1.0) "
-                   "and check the learning rate.", fix="grad-clip")
+            return [Finding("exploding-gradients", "warning", "model",
+                            {"first_grad_norm": rnd(norms[0][1]), "peak_grad_norm": rnd(peak), "peak_step": t,
+                             "growth": rnd(peak / norms[0][1], 3), "threshold": EXPLODE_GROWTH},
+                            "The gradient norm grew by orders of magnitude during training: clip it "
+                            "(train.grad_clip: 1.0) and check the learning rate.", fix="grad-clip")]
+    return _depth_finding(
+        view, "exploding-gradients", lambda r: r > 1 / VANISH_RATIO, 1 / VANISH_RATIO,
+        lambda first, last, r: f"Gradients grow {rnd(r, 2):g}x from {last} back to {first}: the init's gain "
+                               "is too large for this depth. Use a gain-correct init (kaiming) or BatchNorm.")
 
 
 def _updates(view) -> dict[str, float]:

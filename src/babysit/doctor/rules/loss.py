@@ -59,37 +59,32 @@ def _ln_c(view):
     return math.log(c) if c and c > 1 else None
 
 
+def _init_loss(view, code: str, bad, where, threshold: float, advice: str, fix=None) -> list[Finding]:
+    """The first loss against ln(C), as a finding when bad(first, ln_c)."""
+    ln_c, first = _ln_c(view), _first_loss(view)
+    if first is None or ln_c is None or not bad(first, ln_c):
+        return []
+    return [Finding(code, "warning", where, {"first_loss": rnd(first), "ln_C": rnd(ln_c),
+                                            "ratio": rnd(first / ln_c, 3), "threshold_ratio": threshold},
+                    advice, fix=fix)]
+
+
 @rule("init-loss-high")
 def init_loss_high(view) -> list[Finding]:
     """First loss above INIT_LOSS_HIGH x ln(C): confidently wrong logits at init (hockey stick)."""
-    ln_c = _ln_c(view)
-    first = _first_loss(view)
-    if first is None or ln_c is None:
-        return []
-    if first <= INIT_LOSS_HIGH * ln_c:
-        return []
-    return [Finding("init-loss-high", "warning", view.output_layer(),
-                    {"first_loss": rnd(first), "ln_C": rnd(ln_c), "ratio": rnd(first / ln_c, 3),
-                     "threshold_ratio": INIT_LOSS_HIGH},
-                    "The softmax is confidently wrong at init, so early steps are spent squashing logits: "
-                    "scale the output layer's weights down (model.init.output.scale: 0.01) and zero its bias.",
-                    fix="output-scale")]
+    return _init_loss(view, "init-loss-high", lambda first, ln_c: first > INIT_LOSS_HIGH * ln_c,
+                      view.output_layer(), INIT_LOSS_HIGH,
+                      "The softmax is confidently wrong at init, so early steps are spent squashing logits: "
+                      "scale the output layer's weights down (model.init.output.scale: 0.01) and zero its bias.",
+                      fix="output-scale")
 
 
 @rule("init-loss-low")
 def init_loss_low(view) -> list[Finding]:
     """First loss below INIT_LOSS_LOW x ln(C): a label leak or the wrong loss."""
-    ln_c = _ln_c(view)
-    first = _first_loss(view)
-    if first is None or ln_c is None:
-        return []
-    if first >= INIT_LOSS_LOW * ln_c:
-        return []
-    return [Finding("init-loss-low", "warning", None,
-                    {"first_loss": rnd(first), "ln_C": rnd(ln_c), "ratio": rnd(first / ln_c, 3),
-                     "threshold_ratio": INIT_LOSS_LOW},
-                    "The loss is far below chance before any training: check that the labels do not leak "
-                    "into the inputs and that the loss is the softmax cross-entropy over all classes.")]
+    return _init_loss(view, "init-loss-low", lambda first, ln_c: first < INIT_LOSS_LOW * ln_c, None,
+                      INIT_LOSS_LOW, "The loss is far below chance before any training: check that the labels "
+                      "do not leak into the inputs and that the loss is the softmax cross-entropy over all classes.")
 
 
 @rule("non-finite")
@@ -129,12 +124,15 @@ def loss_diverged(view) -> list[Finding]:
     over = np.flatnonzero(means > DIVERGE_FACTOR * first)
     if len(over):
         i = int(over[0])
-        return [Finding("loss-diverged", "error", "loss",
-                        {"first_loss": rnd(first), "window_mean": rnd(float(means[i])),
-                         "step": i + DIVERGE_WINDOW - 1 + view.loss_start, "factor": DIVERGE_FACTOR},
-                        "The loss rose past 3x its starting value: the learning rate is too high. "
-                        "Lower optim.lr (the repair divides it by 10).", fix="lower-lr")]
+        return [_diverged({"first_loss": rnd(first), "window_mean": rnd(float(means[i])),
+                           "step": i + DIVERGE_WINDOW - 1 + view.loss_start})]
     return []
+
+
+def _diverged(evidence: dict) -> Finding:
+    return Finding("loss-diverged", "error", "loss", {**evidence, "factor": DIVERGE_FACTOR},
+                   "The loss rose past 3x its starting value: the learning rate is too high. "
+                   "Lower optim.lr (the repair divides it by 10).", fix="lower-lr")
 
 
 def diverged_window(first_window: float, window: float, step: int):
@@ -142,16 +140,13 @@ def diverged_window(first_window: float, window: float, step: int):
     same 3x test (item 8) on a window's mean against the first window's."""
     if not (_finite(first_window) and first_window > 0 and _finite(window)) or window <= DIVERGE_FACTOR * first_window:
         return None
-    return Finding("loss-diverged", "error", "loss",
-                   {"first_window_loss": rnd(first_window), "window_mean": rnd(window), "step": step,
-                    "factor": DIVERGE_FACTOR},
-                   "The loss rose past 3x its starting value: the learning rate is too high. "
-                   "Lower optim.lr (the repair divides it by 10).", fix="lower-lr")
+    return _diverged({"first_window_loss": rnd(first_window), "window_mean": rnd(window), "step": step})
 
 
 def _median_update(view) -> float | None:
+    weights = {f"{n}.weight" for n in view.weight_layers()}  # once, not per parameter row
     vals = [p["update_data"] for s in view.samples[1:] for p in s["params"] or []
-            if p.get("update_data") is not None and p["name"] in {f"{n}.weight" for n in view.weight_layers()}]
+            if p.get("update_data") is not None and p["name"] in weights]
     if not vals:
         return None
     vals.sort()
