@@ -11,18 +11,16 @@ over --splits data splits (data.split_seed 42, 43, ...) and averaged. About 10 s
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
 from pathlib import Path
 
-import torch
 
 from babysit import Trainer, load_spec
 from babysit.runs import load_run
 from babysit.train.ensemble import evaluate_ensemble
 from babysit.train.evaluate import evaluate
 from babysit.train.seeds import member_spec, train_members
-from babysit.train.snapshots import snapshot_paths
+from babysit.train.snapshots import load_snapshot_members
 
 EMA_DECAY = 0.999   # a time constant of 1,000 steps, a third of the 3,000-step run
 CYCLES = 5          # snapshots per run: 3,000 steps / 600-step cycles
@@ -32,12 +30,7 @@ def snapshot_run(spec, run_dir: Path, test) -> tuple[float, float]:
     """One run at the budget of a single model: (snapshot-ensemble acc, last snapshot's acc)."""
     t = Trainer(spec, run_dir, progress=False)
     t.fit()
-    members = []
-    for p in snapshot_paths(run_dir):
-        m = copy.deepcopy(t.model)
-        m.load_state_dict(torch.load(p, map_location=t.device, weights_only=True)["model"])
-        members.append(m)
-    r = evaluate_ensemble(members, test)
+    r = evaluate_ensemble(load_snapshot_members(t.model, run_dir), test)
     return r["acc"], r["member_acc"][-1]
 
 

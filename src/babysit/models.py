@@ -143,8 +143,12 @@ def lsuv_batch(spec: Spec, data: Dataset) -> torch.Tensor:
     return data.train.x[torch.randperm(len(data.train), generator=g)[:LSUV_BATCH]]
 
 
-def build_model(spec: Spec, data: Dataset) -> nn.Sequential:
+def build_model(spec: Spec, data: Dataset, init: bool = True) -> nn.Sequential:
+    """init=False: a checkpoint's weights are loaded next, so the init (and LSUV's forward
+    passes) would be thrown away; the preprocessing is still fitted (it sets the input shape)."""
     model = build_mlp(spec, data) if spec.model.kind == "mlp" else build_cnn(spec, data)
+    if not init:
+        return model
     init_model(model, spec.model)
     if spec.model.init.lsuv:  # replaces the weight init above: orthogonal, then unit output std
         lsuv_(model, lsuv_batch(spec, data))

@@ -55,7 +55,7 @@ def load_run(run_dir: Path | str, device: str = "auto", weights: str = "last") -
                               "'train.ema={decay: 0.999}') or use --weights last")
     state = load_checkpoint(run_dir / (CHECKPOINT if weights == "last" else EMA_FILE), map_location=dev)
     data = build_data(spec.data)
-    model = build_model(spec, data).to(dev)
+    model = build_model(spec, data, init=False).to(dev)
     model.load_state_dict(state["model"])
     model.eval()
     return LoadedRun(spec, data, model, state["step"])

@@ -11,7 +11,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
 from babysit.data import Split
-from babysit.train.callbacks import Callback, extend_summary
+from babysit.train.callbacks import Callback
 from babysit.train.checkpoint import save_checkpoint
 from babysit.train.evaluate import EVAL_CHUNK, evaluate
 
@@ -59,7 +59,7 @@ class EMA(Callback):
         recompute_bn(model, trainer.train_split)
         val = evaluate(model, trainer.val_split)
         save_ema(trainer.run_dir, model, trainer.step, self.decay)
-        extend_summary(trainer, summary, ema_val_loss=val["loss"], ema_val_acc=val["acc"],
+        summary.update(ema_val_loss=val["loss"], ema_val_acc=val["acc"],
                        ema_decay=self.decay)
 
 

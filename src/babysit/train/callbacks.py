@@ -58,17 +58,6 @@ class ProgressBar(Callback):
         self.progress.stop()
 
 
-def extend_summary(trainer, summary: dict, **items) -> None:
-    """A callback's own results at the end of a run: into the returned summary and summary.json."""
-    import json
-
-    from babysit.train.checkpoint import atomic_write_text
-    from babysit.train.trainer import SUMMARY
-
-    summary.update(items)
-    atomic_write_text(trainer.run_dir / SUMMARY, json.dumps(summary, indent=2))
-
-
 def from_spec(spec) -> list[Callback]:
     """The callbacks a spec asks for (train.ema, train.snapshots): every Trainer honours them."""
     from babysit.train.averaging import EMA

@@ -13,7 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from babysit.data import Dataset
 from babysit.spec import Spec
-from babysit.train.callbacks import Callback, extend_summary
+from babysit.train.callbacks import Callback
 from babysit.train.checkpoint import CHECKPOINT, load_checkpoint
 from babysit.train.optim import Schedule
 from babysit.train.trainer import Trainer, TrainingError
@@ -87,7 +87,7 @@ class HeadFirst(Callback):
                 m.momentum = mom
 
     def on_train_end(self, trainer, summary: dict) -> None:
-        extend_summary(trainer, summary, finetuned_from=self.source, head_steps=self.head_steps,
+        summary.update(finetuned_from=self.source, head_steps=self.head_steps,
                        body_lr_factor=self.factor)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from babysit.train.callbacks import Callback, extend_summary
+from babysit.train.callbacks import Callback
 from babysit.train.checkpoint import load_checkpoint, save_checkpoint
 from babysit.train.ensemble import evaluate_ensemble
 
@@ -52,7 +52,7 @@ class Snapshots(Callback):
         if not paths:
             return
         r = evaluate_ensemble(load_snapshot_members(trainer.model, trainer.run_dir), trainer.val_split)
-        extend_summary(trainer, summary, snapshots=len(paths), snapshot_val_loss=r["loss"],
+        summary.update(snapshots=len(paths), snapshot_val_loss=r["loss"],
                        snapshot_val_acc=r["acc"], snapshot_mean_member_val_acc=r["mean_member_acc"])
 
 

@@ -276,7 +276,10 @@ class Trainer:
             "stopped": self.stop_reason, "restored_best_step": restored,
         }
         summary["steps_per_s"] = round(self.step / max(summary["wall_s"], 1e-9), 1)
-        atomic_write_text(self.run_dir / SUMMARY, json.dumps(summary, indent=2))
+        text = json.dumps(summary, indent=2)
+        atomic_write_text(self.run_dir / SUMMARY, text)  # on disk even if a callback fails below
         for cb in self.callbacks:
-            cb.on_train_end(self, summary)
+            cb.on_train_end(self, summary)  # callbacks add their own results (EMA, snapshots, ...)
+        if json.dumps(summary, indent=2) != text:
+            atomic_write_text(self.run_dir / SUMMARY, json.dumps(summary, indent=2))
         return summary
