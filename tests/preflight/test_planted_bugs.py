@@ -12,6 +12,7 @@ from babysit.preflight.regularization import check_regularization
 from babysit.preflight.setup import setup_from_spec, setup_from_user
 from babysit.spec import load_spec
 from babysit.train.penalties import REGULARIZERS, l2
+from planted import WrongTanh
 
 
 def _blobs(n=200, classes=4, dim=6, seed=0):
@@ -22,26 +23,13 @@ def _blobs(n=200, classes=4, dim=6, seed=0):
     return centres[y] + torch.randn(n, dim, generator=g), y
 
 
-class _TanhWrongBackward(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        out = torch.tanh(x)
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        return grad * (1 - out)  # planted: should be 1 - out**2
-
-
 class MyTanh(nn.Module):
     def __init__(self, wrong: bool):
         super().__init__()
         self.wrong = wrong
 
     def forward(self, x):
-        return _TanhWrongBackward.apply(x) if self.wrong else torch.tanh(x)
+        return WrongTanh.apply(x) if self.wrong else torch.tanh(x)
 
 
 def _net(wrong: bool):

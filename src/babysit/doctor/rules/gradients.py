@@ -97,21 +97,27 @@ def _updates(view) -> dict[str, float]:
     return {n: sorted(v)[len(v) // 2] for n, v in per.items()}
 
 
+def _update_findings(view, code: str, bad, threshold: float, advice, fix: str) -> list[Finding]:
+    """One finding per weight matrix whose median log10 update:data is `bad`."""
+    return [Finding(code, "warning", name,
+                    {"median_log10_update_data": rnd(u, 3), "target": -3, "threshold": threshold},
+                    advice(name, u), fix=fix)
+            for name, u in _updates(view).items() if bad(u)]
+
+
 @rule("update-ratio-high")
 def update_ratio_high(view) -> list[Finding]:
     """Median log10 update:data of a weight matrix above UPDATE_HIGH."""
-    return [Finding("update-ratio-high", "warning", name,
-                    {"median_log10_update_data": rnd(u, 3), "target": -3, "threshold": UPDATE_HIGH},
-                    f"Each step changes {name} by 10^{u:.1f} of its size (about 10^-3 is healthy): lower "
-                    "optim.lr (the repair divides it to bring the ratio near -3).", fix="lower-lr")
-            for name, u in _updates(view).items() if u > UPDATE_HIGH]
+    return _update_findings(
+        view, "update-ratio-high", lambda u: u > UPDATE_HIGH, UPDATE_HIGH,
+        lambda name, u: f"Each step changes {name} by 10^{u:.1f} of its size (about 10^-3 is healthy): lower "
+                        "optim.lr (the repair divides it to bring the ratio near -3).", "lower-lr")
 
 
 @rule("update-ratio-low")
 def update_ratio_low(view) -> list[Finding]:
     """Median log10 update:data of a weight matrix below UPDATE_LOW."""
-    return [Finding("update-ratio-low", "warning", name,
-                    {"median_log10_update_data": rnd(u, 3), "target": -3, "threshold": UPDATE_LOW},
-                    f"Each step changes {name} by only 10^{u:.1f} of its size (about 10^-3 is healthy): raise "
-                    "optim.lr (the repair multiplies it to bring the ratio near -3).", fix="raise-lr")
-            for name, u in _updates(view).items() if u < UPDATE_LOW]
+    return _update_findings(
+        view, "update-ratio-low", lambda u: u < UPDATE_LOW, UPDATE_LOW,
+        lambda name, u: f"Each step changes {name} by only 10^{u:.1f} of its size (about 10^-3 is healthy): "
+                        "raise optim.lr (the repair multiplies it to bring the ratio near -3).", "raise-lr")
