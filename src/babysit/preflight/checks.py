@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from babysit.data import Dataset, Split
+from babysit.train.batches import BatchSampler
 from babysit.train.penalties import with_penalty
 
 # Initial loss against ln(C) (item 3): diffuse logits give ln(C); "confidently wrong" ones give
@@ -50,6 +51,9 @@ class Setup:
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
     penalty: Optional[tuple[Callable[[nn.Module], torch.Tensor], float]] = None  # (fn, strength)
     batch_size: int = 32
+    # the spec's data.augment as a wrapper of training batches (sampler, split, seed) -> sampler;
+    # only the lr range test uses it: the other checks want the plain data, regularization off
+    augment: Optional[Callable] = None
 
     @property
     def device(self) -> torch.device:
@@ -63,6 +67,12 @@ class Setup:
         """The first n training examples, on the model's device."""
         head = self.data.train[:n].to(self.device)
         return head.x, head.y
+
+    def training_batches(self, seed: int = 0):
+        """Batches of the training split on the model's device, augmented as training sees them."""
+        train = self.data.train.to(self.device)
+        sampler = BatchSampler(train, self.batch_size, seed=seed)
+        return self.augment(sampler, train, seed) if self.augment else sampler
 
     def optimizer_groups(self) -> list[dict]:
         """Each parameter group's settings (lr, weight_decay, ...) as the optimizer starts, read

@@ -19,12 +19,10 @@ from babysit.data import Dataset
 from babysit.preflight.checks import CheckResult, Setup
 from babysit.preflight.setup import setup_from_spec
 from babysit.spec import Spec
-from babysit.train.batches import BatchSampler
 
 DIVERGED = 3.0  # stop once the smoothed loss exceeds 3x its first value (LECTURES.md §2, item 8)
 SMOOTHING = 0.9  # exponential moving average of the per-step loss, bias-corrected
 FALLING = 0.1  # the falling range starts once 10% of the sweep's whole drop is made
-SUGGEST_BELOW_MIN = 10.0  # suggested lr: a decade below the lr of the lowest smoothed loss
 
 
 @dataclass
@@ -41,17 +39,29 @@ class LRFindResult:
                 f"to {self.falling[1]:.2e}; blows up (3x rule) at {blew}; suggested lr {self.suggested:.2e}")
 
 
+def smoothing_lag(step: int) -> float:
+    """How many steps the smoothed loss at `step` trails the lr set at that step: the mean age of
+    the EMA's (bias-corrected) weights, plus one because a step's loss is measured before its own
+    update. About 10 steps once the average is warm; in a sweep that multiplies the lr by 1.055
+    per step, that is a factor 1.7 in lr."""
+    weights = [SMOOTHING ** age for age in range(step + 1)]
+    return sum(age * w for age, w in enumerate(weights)) / sum(weights) + 1
+
+
 def _analyse(result: LRFindResult) -> None:
     """Falling range: from where the smoothed loss has made FALLING of its whole drop (batch noise
     alone moves it by a few percent of its value), to its minimum.
-    The suggestion sits a decade below the minimum: at the minimum the lr is already nearly too
-    high for a run that lasts longer than the sweep."""
+    The suggestion is the lr whose steps brought the loss to its minimum: the lr set at the
+    minimum, moved back by the smoothing's lag. (fastai's "a decade below the minimum" undoes the
+    lag of a much heavier smoothing over a much faster sweep; here it would undershoot: see
+    benchmarks/lr_find_quality.py.)"""
     losses, lrs = result.losses, result.lrs
     best = min(range(len(losses)), key=losses.__getitem__)
     threshold = losses[0] - FALLING * (losses[0] - losses[best])
     start = next((i for i, v in enumerate(losses) if v < threshold), best)
     result.falling = (lrs[min(start, best)], lrs[best])
-    result.suggested = lrs[best] / SUGGEST_BELOW_MIN
+    growth = lrs[1] / lrs[0] if len(lrs) > 1 else 1.0
+    result.suggested = max(lrs[best] / growth ** smoothing_lag(best), lrs[0])
 
 
 def sweep(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: Callable[[], tuple],
@@ -100,9 +110,8 @@ def lr_range_test(spec: Spec, data: Optional[Dataset] = None, start: float = 1e-
 
 def _sweep_setup(setup: Setup, start: float, end: float, steps: int) -> LRFindResult:
     model = copy.deepcopy(setup.model)
-    train = setup.data.train.to(setup.device)
-    sampler = BatchSampler(train, setup.batch_size, seed=0)
-    return sweep(model, setup.make_optimizer(model), sampler.next, setup.loss, start, end, steps)
+    batches = setup.training_batches()
+    return sweep(model, setup.make_optimizer(model), batches.next, setup.loss, start, end, steps)
 
 
 def check_lr_range(setup: Setup, start: float = 1e-6, end: float = 10.0, steps: int = 300) -> CheckResult:

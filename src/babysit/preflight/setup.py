@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from babysit.data import Dataset, Split
+from babysit.data.augment import augmented
 from babysit.preflight.checks import Setup
 from babysit.spec import Spec
 from babysit.train.optim import build_optimizer
@@ -28,7 +29,8 @@ def setup_from_spec(spec: Spec, data: Optional[Dataset] = None,
         _, data, model = build_start(spec, data)
     batch = len(data.train) if spec.train.batch_size == "full" else spec.train.batch_size
     return Setup(model=model, data=data, make_optimizer=lambda m: build_optimizer(m, spec.optim),
-                 penalty=build_penalty(spec), batch_size=batch)
+                 penalty=build_penalty(spec), batch_size=batch,
+                 augment=lambda sampler, train, seed: augmented(sampler, spec.data, train, seed))
 
 
 def _as_split(value: Optional[SplitLike], what: str) -> Optional[Split]:
