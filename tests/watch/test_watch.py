@@ -1,6 +1,7 @@
 """Watch's numbers against a direct computation on the same tensors, and its cost model: hooks
 only on sampled steps, evaluation passes ignored, one sync per flush."""
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -147,3 +148,26 @@ def test_gradient_norm_at_every_step_when_asked():
     watch.close()
     assert watch.grad_norms == pytest.approx(expected, rel=1e-5)
     assert watch.samples[0]["grad_norm"] == pytest.approx(expected[0], rel=1e-5)
+
+
+def test_maxout_layers_are_watched_after_the_weights_that_feed_them():
+    from babysit.doctor.rules.activations import _feeding_weights
+    from babysit.nn import Maxout
+
+    torch.manual_seed(0)
+    model = nn.Sequential(Maxout(12, 16, pieces=3), Maxout(16, 16), nn.Linear(16, 5))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = {}
+    model[1].register_forward_hook(lambda m, i, o: seen.__setitem__("h", o.detach().clone()))
+    watch = Watch(model, opt, every=10)
+    _step(model, opt, torch.randn(64, 12), torch.randint(0, 5, (64,)))
+    watch.step()
+    watch.flush()
+    row = next(r for r in watch.samples[0]["layers"] if r["name"] == "1")
+    assert row["kind"] == "maxout" and row["dead"] is None  # only plain ReLU units can die
+    assert row["std"] == pytest.approx(seen["h"].std().item(), rel=1e-5)
+    assert row["zero"] == pytest.approx((seen["h"] <= 0).float().mean().item(), abs=1e-7)
+    order = Watch._module_order(model)
+    assert order == [["0.linear", "weights"], ["0", "maxout"], ["1.linear", "weights"], ["1", "maxout"],
+                     ["2", "weights"]]
+    assert _feeding_weights(SimpleNamespace(order=order)) == {"0": "0.linear.weight", "1": "1.linear.weight"}

@@ -25,6 +25,8 @@ class Maxout(nn.Module):
     o*pieces ... o*pieces + pieces-1 of its weight.
     """
 
+    watch_kind = "maxout"  # the max is the layer's nonlinearity: Watch records its outputs
+
     def __init__(self, in_features: int, out_features: int, pieces: int = 2, bias: bool = True):
         super().__init__()
         _check_size("in_features", in_features)

@@ -29,6 +29,11 @@ PARAM_FIELDS = ("grad_mean", "grad_std", "data_std", "grad_data", "update_data",
 
 
 def activation_kind(module: nn.Module) -> str | None:
+    """A stock activation's kind, or a module's own `watch_kind` (babysit's Maxout; a user's
+    nonlinearity opts in the same way and is watched as an unbounded one)."""
+    own = getattr(module, "watch_kind", None)
+    if isinstance(own, str):
+        return own
     for cls, kind in KINDS.items():
         if isinstance(module, cls):
             return kind

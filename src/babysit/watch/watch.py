@@ -85,6 +85,12 @@ class Watch:
             elif isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.ndim >= 2 \
                     and not isinstance(m, nn.Embedding):
                 order.append([name, "weights"])
+        # an activation that holds its own weights (Maxout) comes after them: they feed it
+        for entry in [e for e in order if e[1] != "weights"]:
+            inside = [i for i, (name, _) in enumerate(order) if name.startswith(entry[0] + ".")]
+            if inside:
+                order.remove(entry)
+                order.insert(inside[-1], entry)  # after its last weight layer (indices moved by one)
         return order
 
     # -- sampling ----------------------------------------------------------------------------
