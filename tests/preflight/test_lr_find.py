@@ -84,3 +84,10 @@ def test_the_sweep_trains_on_batches_augmented_as_training_sees_them():
     assert found == n  # no augmentation: every batch row is a training image
     found, n = rows_found_in_train("digits-cnn-augment")
     assert found < n // 2  # crops and jitter: most rows are new images
+
+
+def test_a_sweep_that_never_blows_up_says_to_widen_it():
+    result = lr_range_test(load_spec("digits-mlp"), end=1e-3, steps=60)
+    assert result.stopped_at is None
+    assert "never blew up below lr 0.001" in str(result) and "--end" in str(result)
+    assert "never blew up" not in str(lr_range_test(load_spec("digits-mlp"), steps=200))

@@ -35,8 +35,12 @@ class LRFindResult:
 
     def __str__(self) -> str:
         blew = f"{self.stopped_at:.2e}" if self.stopped_at else "not reached"
-        return (f"lr range test over {len(self.lrs)} steps: the loss falls from lr {self.falling[0]:.2e} "
+        text = (f"lr range test over {len(self.lrs)} steps: the loss falls from lr {self.falling[0]:.2e} "
                 f"to {self.falling[1]:.2e}; blows up (3x rule) at {blew}; suggested lr {self.suggested:.2e}")
+        if self.stopped_at is None:  # LECTURES.md §4: a range wide enough blows up at its top
+            text += (f"\nthe loss never blew up below lr {self.lrs[-1]:.2g}, so the top of the usable range is "
+                     "unknown; widen the sweep (--end) until it does")
+        return text
 
 
 def smoothing_lag(step: int) -> float:
