@@ -256,7 +256,7 @@ def check(spec, overrides, as_json):
 def lr_find(spec, overrides, steps, start, end, out):
     """Learning-rate range test on SPEC's model, optimizer and batch: an exponential sweep from
     --start to --end that stops when the loss passes 3x its start. Prints the range where the loss
-    falls and a suggested lr (the one whose steps brought the loss lowest), and saves the plot."""
+    falls and a suggested lr (a decade below the lowest loss), and saves the plot."""
     from babysit.preflight.lr_find import lr_find_figure, lr_range_test
     from babysit.report.plots import plt
 
