@@ -20,18 +20,24 @@ from pathlib import Path
 
 from babysit import Trainer, load_spec
 from babysit.preflight.lr_find import lr_range_test
+from babysit.spec import Spec, apply_overrides, spec_from_dict
 
 GRID = [10 ** (k / 2) for k in range(-3, 4)]  # seven factors, half a decade apart
 WITHIN = 0.02  # the issue's bar: the suggestion's val loss within 2% of the grid's best
+CONSTANT = ["schedule.name=constant", "schedule.milestones=[]"]  # every run at one lr throughout
 
 
-def train_at(name: str, overrides: list[str], lr: float, seeds: int, out: Path) -> tuple[float, float]:
+def with_overrides(spec: Spec, overrides: list[str]) -> Spec:
+    return spec_from_dict(apply_overrides(spec.model_dump(mode="json"), overrides, spec.name), spec.name)
+
+
+def train_at(spec: Spec, lr: float, seeds: int, out: Path) -> tuple[float, float]:
     """Mean final val loss over `seeds` runs (seed 0, 1, ...: init and batch order), and the
     standard error of that mean relative to it (nan for one seed): the noise a gap competes with."""
     losses = []
     for seed in range(seeds):
-        spec = load_spec(name, [*overrides, f"optim.lr={lr}", f"seed={seed}", "watch.enabled=false"])
-        summary = Trainer(spec, out / f"{name}-{lr:.3e}-{seed}", progress=False).fit()
+        run = with_overrides(spec, [f"optim.lr={lr}", f"seed={seed}", "watch.enabled=false"])
+        summary = Trainer(run, out / f"{spec.name}-{lr!r}-{seed}", progress=False).fit()
         losses.append(summary["val_loss"] if math.isfinite(summary["val_loss"]) else float("inf"))
     mean = sum(losses) / len(losses)
     if len(losses) < 2 or not math.isfinite(mean):
@@ -47,14 +53,14 @@ def main() -> None:
                     help="presets to compare (the issue's three by default; others make a held-out check)")
     ap.add_argument("--seeds", type=int, default=3, help="runs averaged per digits cell")
     args = ap.parse_args()
-    constant = ["schedule.name=constant", "schedule.milestones=[]"]
-    names = [f"train.steps={args.names_steps}", "train.eval_every=1000", *constant]
-    presets = {p: (names, 1) if p.startswith("makemore") else (constant, args.seeds) for p in args.presets}
+    names = [f"train.steps={args.names_steps}", "train.eval_every=1000", *CONSTANT]
+    presets = {p: (names, 1) if p.startswith("makemore") else (CONSTANT, args.seeds) for p in args.presets}
     rows, gaps = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (overrides, seeds) in presets.items():
-            sweep = lr_range_test(load_spec(name, overrides))
-            cells = {f: train_at(name, overrides, sweep.suggested * f, seeds, Path(tmp)) for f in GRID}
+            spec = load_spec(name, overrides)
+            sweep = lr_range_test(spec)
+            cells = {f: train_at(spec, sweep.suggested * f, seeds, Path(tmp)) for f in GRID}
             losses = {f: mean for f, (mean, _) in cells.items()}
             best_f = min(losses, key=losses.get)
             gaps[name] = (losses[1.0] - losses[best_f]) / losses[best_f]

@@ -15,7 +15,6 @@ seeds, names cells take one (22,655 val contexts). Prints a row per setup and, l
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing
 import sys
 import tempfile
@@ -29,14 +28,12 @@ sys.path.insert(0, str(HERE))
 
 from blobs import write_blobs  # noqa: E402
 from doctor_suite import build_spec  # noqa: E402
+from lr_find_quality import CONSTANT, WITHIN, train_at, with_overrides  # noqa: E402
 
-from babysit import Trainer, load_spec  # noqa: E402
-from babysit.preflight.lr_find import FALLING, SMOOTHING, SUGGEST_BELOW_MIN, lr_range_test  # noqa: E402
-from babysit.spec import apply_overrides, spec_from_dict  # noqa: E402
+from babysit import load_spec  # noqa: E402
+from babysit.preflight.lr_find import FALLING, SMOOTHING, lr_range_test  # noqa: E402
 
-WITHIN = 0.02
 GRID = [10 ** (k / 4) for k in range(-8, 3)]  # multiples of the sweep's minimum
-CONSTANT = ["schedule.name=constant", "schedule.milestones=[]", "watch.enabled=false"]
 PRESETS = {"makemore-bn": ["train.steps=10000", "train.eval_every=1000"],
            "makemore-kaiming": ["train.steps=10000", "train.eval_every=1000"],
            "makemore-deep": ["train.steps=10000", "train.eval_every=1000"],
@@ -80,28 +77,19 @@ def setups(blobs: str) -> dict:
            for name, extra in PRESETS.items()}
     for path in sorted((HERE / "broken").glob("healthy-*.yaml")):
         setup = {**yaml.safe_load(path.read_text()), "name": path.stem}
-        spec = build_spec(setup, {"blobs": blobs})
-        spec = spec_from_dict(apply_overrides(spec.model_dump(mode="json"), CONSTANT, path.stem), path.stem)
+        spec = with_overrides(build_spec(setup, {"blobs": blobs}), CONSTANT)
         out[path.stem] = (spec, 1 if "names" in path.stem else 3)
     return out
-
-
-def _val(spec, lr: float, seeds: int, out: Path) -> float:
-    losses = []
-    for seed in range(seeds):
-        raw = apply_overrides(spec.model_dump(mode="json"), [f"optim.lr={lr}", f"seed={seed}"], spec.name)
-        summary = Trainer(spec_from_dict(raw, spec.name), out / f"{lr!r}-{seed}", progress=False).fit()
-        losses.append(summary["val_loss"] if math.isfinite(summary["val_loss"]) else math.inf)
-    return sum(losses) / len(losses)
 
 
 def evaluate(item) -> tuple:
     name, (spec, seeds) = item
     sweep = lr_range_test(spec)
-    low = sweep.lrs[_minimum(sweep)]
+    low = sweep.falling[1]  # the lr at the lowest smoothed loss
     suggestions = {rule: fn(sweep) for rule, fn in RULES.items()}
     with tempfile.TemporaryDirectory() as tmp:
-        vals = {lr: _val(spec, lr, seeds, Path(tmp)) for lr in sorted({low * f for f in GRID} | set(suggestions.values()))}
+        lrs = sorted({low * f for f in GRID} | set(suggestions.values()))
+        vals = {lr: train_at(spec, lr, seeds, Path(tmp))[0] for lr in lrs}
     best = min(vals, key=vals.get)
     gaps = {rule: vals[lr] / vals[best] - 1 for rule, lr in suggestions.items()}
     line = (f"{name:<34} best {best:.2e} ({best / low:6.3f} x min, val {vals[best]:.4f}) "
