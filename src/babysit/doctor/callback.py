@@ -12,7 +12,7 @@ from typing import Iterable, Optional
 from babysit.doctor.diagnose import STOP_RULES, diagnose
 from babysit.doctor.findings import FINDINGS, Finding
 from babysit.doctor.rules.loss import DIVERGE_WINDOW, diverged_window
-from babysit.doctor.view import KEEP_SAMPLES, RunView
+from babysit.doctor.view import RunView, keep_samples
 from babysit.train.callbacks import Callback
 from babysit.train.checkpoint import atomic_write_text
 from babysit.train.trainer import PREFLIGHT
@@ -80,7 +80,7 @@ class DoctorCallback(Callback):
         h = self.history
         if h is not None:
             v.losses, v.lrs, v.loss_start = h.losses + v.losses, h.lrs + v.lrs, h.loss_start
-            v.samples = h.samples[:1] + (h.samples[1:] + v.samples)[-KEEP_SAMPLES:]
+            v.samples = keep_samples(h.samples + v.samples)
             v.order = v.order or h.order
         elif v.loss_start != 1:  # a continued repair attempt: its reference is the run's start
             v.first_loss = self.first_loss

@@ -33,7 +33,7 @@ def view_of_run(run: Path, notes: list[str] | None = None) -> RunView:
                 notes.append(f"note: the run's data could not be rebuilt ({exc}); the rules on the model's "
                              "structure are skipped, the rules on the record still ran")
         else:
-            extra = {"model": build_model(spec, data), "num_classes": data.num_classes}
+            extra = {"model": build_model(spec, data, init=False), "num_classes": data.num_classes}
     return RunView.from_run_dir(run, **extra)
 
 

@@ -25,7 +25,7 @@ LAST_RESORT = {"capacity"}
 ROOT_CAUSE = {"less-regularization"}
 
 
-def last_resort(spec: dict, f: Finding) -> bool:
+def last_resort(f: Finding) -> bool:
     return f.fix in LAST_RESORT
 
 

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from babysit.doctor.callback import DoctorCallback
+from babysit.doctor.callback import DEFAULT_PREFLIGHT, DoctorCallback
 from babysit.doctor.findings import Finding, most_severe_first
 from babysit.doctor.fixes import FIX_GROUPS, ROOT_CAUSE, apply, last_resort, lr_requests, root_cause
 from babysit.spec import Spec, spec_from_dict
@@ -36,7 +36,7 @@ def plan_fixes(spec: Spec, findings: Iterable[Finding]) -> tuple[Optional[Spec],
     ordered = most_severe_first([g for f in findings for g in lr_requests(raw, root_cause(raw, f))])
     if any(f.fix in ROOT_CAUSE for f in ordered):
         ordered = [f for f in ordered if f.severity == "error" or f.fix in ROOT_CAUSE]
-    late = [f for f in ordered if last_resort(raw, f)]
+    late = [f for f in ordered if last_resort(f)]
     ordered = [f for f in ordered if f not in late] + late
     for f in ordered:
         group = FIX_GROUPS.get(f.fix, f.fix)
@@ -71,7 +71,7 @@ def _strongest(raw: dict, same_way: list[Finding]) -> Finding:
 
 
 def train_with_repairs(spec: Spec, run_dir: Path | str, *, max_repairs: int = DEFAULT_MAX_REPAIRS,
-                       preflight: Iterable[str] = ("data",), progress: bool = False,
+                       preflight: Iterable[str] = DEFAULT_PREFLIGHT, progress: bool = False,
                        echo: Callable[[str], None] = print, data=None) -> dict:
     """Train `spec`, then repair and retrain up to `max_repairs` times. Returns {"attempts": [...],
     "best": index of the attempt with the lowest val loss and no error finding}."""

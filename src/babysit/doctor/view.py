@@ -90,7 +90,7 @@ class RunView:
         extra.setdefault("batch_size", getattr(watch, "batch_size", None))
         return cls(losses=list(watch.losses), loss_start=watch.steps - len(watch.losses) + 1,
                    lrs=list(watch.lrs), samples=samples,
-                   order=watch._module_order(watch.model), model=extra.pop("model", watch.model), **extra)
+                   order=watch.order, model=extra.pop("model", watch.model), **extra)
 
     @classmethod
     def from_run_dir(cls, run_dir: Path | str, **extra) -> "RunView":

@@ -43,6 +43,7 @@ class Watch:
         self.flush_every = flush_every
         self.layers = [(name, m, S.activation_kind(m)) for name, m in model.named_modules()
                        if S.activation_kind(m) is not None]
+        self.order = self._module_order(model)  # fixed with the model: the record's meta and the doctor read it
         self.params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         self._param_stats = S.ParameterStats([p for _, p in self.params], bins) if self.params else None
         self.steps = start_step
@@ -65,7 +66,7 @@ class Watch:
             self.record.open(keep_until_step=start_step or None)
             self.record.log("meta", start_step, every=every, bins=bins, grad_range=S.GRAD_RANGE,
                             layers={n: {"kind": k, "range": S.value_range(k)} for n, _, k in self.layers},
-                            order=self._module_order(model))
+                            order=self.order)
         self.losses: list[float] = []
         self.lrs: list[float] = []
         self.first_sample: Optional[dict] = None  # the initialization, kept for the doctor's rules

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 from babysit.doctor.findings import Finding, rnd, rule
+from babysit.doctor.fixes import TARGET_UPDATE_LOG10
 from babysit.doctor.rules.activations import _checked
+from babysit.doctor.rules.loss import LR_TOO_LOW_LOG10
 
 # Vanishing (§3: layer gradients "should look alike, neither shrinking nor exploding with depth"):
 # the input-side layer's activation-gradient std below VANISH_RATIO x the output-side one's, two
@@ -20,7 +22,7 @@ EXPLODE_GROWTH = 100.0
 # target (10x too small; the plateau rule's LR_TOO_LOW_LOG10). The suite's 15 healthy setups' lowest
 # median is -3.68 (healthy-digits-cnn's conv1; names-kaiming, its lr cut 10x halfway, -2.96); -5
 # (100x) let SGD at lr 1e-2 on makemore (-4.4, 10x below its healthy 0.1) end 9% high unflagged.
-UPDATE_HIGH, UPDATE_LOW = -1.5, -4.0
+UPDATE_HIGH, UPDATE_LOW = -1.5, LR_TOO_LOW_LOG10
 
 
 def _positions(row: dict):
@@ -100,7 +102,7 @@ def _updates(view) -> dict[str, float]:
 def _update_findings(view, code: str, bad, threshold: float, advice, fix: str) -> list[Finding]:
     """One finding per weight matrix whose median log10 update:data is `bad`."""
     return [Finding(code, "warning", name,
-                    {"median_log10_update_data": rnd(u, 3), "target": -3, "threshold": threshold},
+                    {"median_log10_update_data": rnd(u, 3), "target": TARGET_UPDATE_LOG10, "threshold": threshold},
                     advice(name, u), fix=fix)
             for name, u in _updates(view).items() if bad(u)]
 

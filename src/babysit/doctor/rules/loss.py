@@ -8,14 +8,14 @@ from statistics import fmean, pstdev
 import numpy as np
 
 from babysit.doctor.findings import Finding, rnd, rule
+from babysit.preflight.checks import INIT_LOSS_LOW
 
 # Item 3: diffuse logits start at ln(C). MM3's first net started at 27 against 3.29 (8x); the
 # preflight check warns past 1.5x. A default (gain-1, unscaled) output layer starts at 1.1-1.3x
 # on our presets (tests/doctor), so 2x is well past "diffuse" and well below MM3's 8x.
 INIT_LOSS_HIGH = 2.0
 # Far below ln(C) before any update: the labels leak into the inputs, or the loss is not the
-# softmax cross-entropy (same bound as preflight's INIT_LOSS_LOW).
-INIT_LOSS_LOW = 0.5
+# softmax cross-entropy: preflight's INIT_LOSS_LOW (imported above), the same bound.
 # Item 8: "if the cost ever exceeds 3 x the original cost, break out early". Compared on means
 # of DIVERGE_WINDOW steps so one unlucky batch does not stop a run.
 DIVERGE_FACTOR, DIVERGE_WINDOW = 3.0, 5
