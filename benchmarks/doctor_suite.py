@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 from blobs import write_blobs  # noqa: E402
 
 from babysit.doctor.repair import train_with_repairs  # noqa: E402
-from babysit.spec import apply_overrides, resolve_spec_path, spec_from_dict  # noqa: E402
+from babysit.spec import load_spec, spec_from_dict  # noqa: E402
 
 REPAIR_TOLERANCE = 0.05  # the bar: within 5% of the healthy counterpart's val loss
 MAX_REPAIRS = 3
@@ -41,7 +41,7 @@ def load_setups(only: list[str] | None) -> list[dict]:
     for path in sorted(HERE.glob("*.yaml")):
         s = yaml.safe_load(path.read_text())
         s["name"] = path.stem
-        if not only or s["name"] in only or (s.get("counterpart") and any(o == s["name"] for o in only)):
+        if not only or s["name"] in only:
             setups.append(s)
     if only:  # counterparts of the chosen broken setups run too
         names = {s["name"] for s in setups}
@@ -64,9 +64,7 @@ def build_spec(setup: dict, files: dict):
         return v
     if "spec" in setup:
         return spec_from_dict(fill(setup["spec"]), setup["name"])
-    raw = yaml.safe_load(resolve_spec_path(setup["base"]).read_text())
-    raw = apply_overrides(raw, [fill(o) for o in setup.get("set", [])], setup["name"])
-    return spec_from_dict(raw, setup["name"])
+    return load_spec(setup["base"], [fill(o) for o in setup.get("set", [])])
 
 
 def repaired_val(attempts: list[dict]) -> float | None:
@@ -89,8 +87,7 @@ def run_setup(setup: dict, files: dict, work: Path, repair: bool) -> dict:
                              preflight=pre, echo=lambda *_: None)
     first = res["attempts"][0]
     return {"found": first["findings"], "val": first["val_loss"], "best": repaired_val(res["attempts"]),
-            "changes": [c["fix"] for a in res["attempts"] for c in a["changes"]],
-            "attempts": len(res["attempts"]), "s": time.perf_counter() - t0}
+            "changes": [c["fix"] for a in res["attempts"] for c in a["changes"]], "s": time.perf_counter() - t0}
 
 
 def main() -> None:
@@ -102,12 +99,11 @@ def main() -> None:
     files = {"blobs": str(write_blobs(work / "blobs.npz")),
              "blobs_raw": str(write_blobs(work / "blobs-raw.npz", offset=20.0, spread=300.0))}
     setups = load_setups(args.only)
-    results, healthy_val = {}, {}
+    healthy_val = {}
     hit = total = fp = repaired = repairable = held_repaired = held_repairable = 0
     rows = []
     for s in setups:
         r = run_setup(s, files, work, not args.no_repair)
-        results[s["name"]] = r
         codes = {f["code"] for f in r["found"]}
         shown = sorted({f["code"] for f in r["found"] if f["severity"] in SHOWN})
         if not s["expect"]:
