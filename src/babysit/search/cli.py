@@ -30,18 +30,15 @@ def search(spec, overrides, trials, workers, storage, out, sampler, join):
     OUT/plots/<param>.png; prints the table of trials."""
     from rich.console import Console
 
-    from babysit.search.driver import SearchError, run_search
+    from babysit.search.driver import run_search
     from babysit.runs import RUNS_ROOT
     from babysit.search.report import trials_table
     from babysit.spec import load_spec
 
     s = load_spec(spec, list(overrides))
     out = out or RUNS_ROOT / f"{s.name}-search"
-    try:
-        result = run_search(s, out, trials=trials, workers=workers, storage=storage, sampler=sampler,
-                            join=join, echo=click.echo)
-    except SearchError as exc:
-        raise click.ClickException(str(exc)) from None
+    result = run_search(s, out, trials=trials, workers=workers, storage=storage, sampler=sampler,
+                        join=join, echo=click.echo)  # a SearchError is a TrainingError: the CLI group reports it
     Console(width=160).print(trials_table(result, f"search {out}"))
     click.echo(f"training steps run: {result.compute_steps:,}")
     if result.best is not None:

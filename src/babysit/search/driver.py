@@ -16,19 +16,21 @@ from optuna.trial import TrialState
 
 from babysit.search.pruner import build_pruner
 from babysit.search.runner import POLL_S, Worker, sampler_seed, spec_with, stage_space, trial_log_every
-from babysit.search.space import SearchSpec
+from babysit.search.space import INT_TYPES, SearchSpec
 from babysit.search.stages import narrow
 from babysit.search.study import fail_killed_trials, open_storage, open_study, settled, storage_url, trials_of_stage
 from babysit.spec import Spec, SpecError, dump_spec, spec_from_dict
 from babysit.train.checkpoint import atomic_write_text
+from babysit.train.trainer import TrainingError
 
 SAMPLERS = {"random": lambda seed: RandomSampler(seed=seed),
             "grid": lambda seed: RandomSampler(seed=seed),  # grid points are enqueued with fixed values
             "tpe": lambda seed: TPESampler(seed=seed)}
 
 
-class SearchError(RuntimeError):
-    """A search that cannot go on (trials failed, workers died); rerunning resumes it."""
+class SearchError(TrainingError):
+    """A search that cannot go on (trials failed, workers died); rerunning resumes it. A
+    TrainingError, so the CLI reports it like any user error."""
 
 
 def stage_size(study, stage: int, search: SearchSpec) -> int:
@@ -60,7 +62,7 @@ def check_space(base: Spec, space: dict) -> None:
     impossible bound fails now, not in trial 17."""
     for name, p in space.items():
         for v in (p.choices if p.type == "categorical" else [p.low, p.high]):
-            v = int(v) if p.type in ("int", "log_int") else v
+            v = int(v) if p.type in INT_TYPES else v
             try:
                 spec_with(base, {name: v})
             except SpecError as exc:

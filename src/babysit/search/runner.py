@@ -10,13 +10,13 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from babysit.search.space import ParamSpec
+from babysit.search.space import INT_TYPES, ParamSpec
 from babysit.search.study import FAILED, TRAINED_BY, claim, fail_killed_trials, heartbeat
 from babysit.spec import Spec, SpecError, apply_overrides, spec_from_dict
 from babysit.train.callbacks import Callback
@@ -73,7 +73,7 @@ def steps_per_epoch(spec: Spec, data) -> int:
     from babysit.train.batches import BatchSampler
 
     n = len(data.train)
-    return BatchSampler.batches_per_epoch(n, n if spec.train.batch_size == "full" else spec.train.batch_size)
+    return BatchSampler.batches_per_epoch(n, spec.train.batch_for(n))
 
 
 def trial_log_every(log_every: int, steps: int) -> int:
@@ -120,7 +120,7 @@ def suggest(trial: optuna.Trial, name: str, p: ParamSpec, first: Optional[ParamS
     as fixed values the driver enqueues (driver._top_up)."""
     if p.type == "categorical":
         return trial.suggest_categorical(name, (first or p).choices)
-    if p.type in ("int", "log_int"):
+    if p.type in INT_TYPES:
         return trial.suggest_int(name, int(p.low), int(p.high), log=p.log)
     return trial.suggest_float(name, p.low, p.high, log=p.log)
 
@@ -156,10 +156,9 @@ class ReportToTrial(Callback):
 class Worker:
     """Claims queued trials and trains them. Data are loaded once per data section and reused."""
 
-    def __init__(self, study: optuna.Study, base: Spec, out: Path, stage_steps: list[int],
-                 worker_id: Optional[str] = None):
+    def __init__(self, study: optuna.Study, base: Spec, out: Path, stage_steps: list[int]):
         self.study, self.base, self.out, self.stage_steps = study, base, Path(out), stage_steps
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._data: dict[str, object] = {}
         self._spaces: dict[int, dict[str, ParamSpec]] = {}
 
@@ -219,8 +218,7 @@ class Worker:
         else:
             tell(self.study, trial, summary["val_loss"])
 
-    def work(self, *, until_idle: bool, coordinator: bool, parent: Optional[int] = None,
-             on_trial: Optional[Callable[[optuna.trial.FrozenTrial], None]] = None) -> None:
+    def work(self, *, until_idle: bool, coordinator: bool, parent: Optional[int] = None) -> None:
         """Run queued trials. until_idle: return when nothing is queued or running (one process
         does everything); otherwise wait for more until the search is marked finished."""
         while True:
@@ -229,8 +227,6 @@ class Worker:
             trial = claim(self.study)
             if trial is not None:
                 self.run(trial)
-                if on_trial is not None:
-                    on_trial(self.study._storage.get_trial(trial._trial_id))
                 continue
             if parent is not None and os.getppid() != parent:
                 return  # the search process is gone

@@ -70,16 +70,6 @@ class ParamSpec(_Strict):
     def log(self) -> bool:
         return self.type in LOG_TYPES
 
-    def distribution(self):
-        """The Optuna distribution this parameter is sampled from."""
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-        if self.type == "categorical":
-            return CategoricalDistribution(self.choices)
-        if self.type in INT_TYPES:
-            return IntDistribution(int(self.low), int(self.high), log=self.log)
-        return FloatDistribution(self.low, self.high, log=self.log)
-
     def grid(self, points: int) -> list:
         """`points` values spread evenly over the range (in log space for log types)."""
         if self.type == "categorical":
