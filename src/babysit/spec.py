@@ -288,6 +288,10 @@ class TrainSpec(_Strict):
             raise ValueError(f"device must be auto, cpu or cuda[:N], got '{self.device}'")
         return self
 
+    def batch_for(self, n: int) -> int:
+        """The batch size over n training examples ("full": all of them)."""
+        return n if self.batch_size == "full" else self.batch_size
+
 
 class WatchSpec(_Strict):
     """Per-layer statistics while training (LECTURES.md §3); sampled, so the cost stays small."""

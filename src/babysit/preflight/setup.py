@@ -27,7 +27,7 @@ def setup_from_spec(spec: Spec, data: Optional[Dataset] = None,
 
     if model is None:
         _, data, model = build_start(spec, data)
-    batch = len(data.train) if spec.train.batch_size == "full" else spec.train.batch_size
+    batch = spec.train.batch_for(len(data.train))
     return Setup(model=model, data=data, make_optimizer=lambda m: build_optimizer(m, spec.optim),
                  penalty=build_penalty(spec), batch_size=batch,
                  augment=lambda sampler, train, seed: augmented(sampler, spec.data, train, seed))

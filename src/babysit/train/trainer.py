@@ -70,7 +70,7 @@ class Trainer:
         self.train_split = self.data.train.to(self.device)
         self.val_split = self.data.val.to(self.device)
         t = spec.train
-        self.batch_size = len(self.train_split) if t.batch_size == "full" else t.batch_size
+        self.batch_size = t.batch_for(len(self.train_split))
         self.sampler = augmented(BatchSampler(self.train_split, self.batch_size, seed=spec.seed), spec.data,
                                  self.train_split, spec.seed)  # data.augment: training batches only
         self.total_steps = t.steps if t.steps is not None else t.epochs * self.sampler.per_epoch
