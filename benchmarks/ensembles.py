@@ -42,8 +42,7 @@ def one_split(split_seed: int, n: int, out: Path) -> dict:
     runs = [load_run(out / "members" / m) for m in summary["members"]]
     emas = [load_run(out / "members" / m, weights="ema") for m in summary["members"]]
     test = runs[0].data.test
-    ema_acc = [evaluate(r.model, test)["acc"] for r in emas]
-    ema_ens = evaluate_ensemble([r.model for r in emas], test)["acc"]
+    ema = evaluate_ensemble([r.model for r in emas], test)  # its member_acc: each EMA model alone
     snap_spec = load_spec("digits-mlp", [*base, "train.snapshots=true", "schedule.name=cosine_restarts",
                                          f"schedule.cycle_steps={steps // CYCLES}"])
     snaps = [snapshot_run(member_spec(snap_spec, k), out / f"snapshots-{k}", test) for k in range(n)]
@@ -51,7 +50,13 @@ def one_split(split_seed: int, n: int, out: Path) -> dict:
             "single_loss": sum(evaluate(r.model, test)["loss"] for r in runs) / n,
             "ensemble_loss": summary["test_loss"],
             "snapshot_ens": sum(s[0] for s in snaps) / n, "snapshot_last": sum(s[1] for s in snaps) / n,
-            "ema": sum(ema_acc) / n, "ema_ensemble": ema_ens, "test_n": len(test)}
+            "ema": ema["mean_member_acc"], "ema_ensemble": ema["acc"], "test_n": len(test)}
+
+
+def _row(label, r: dict) -> str:
+    return (f"{label:>5} {100 * r['single']:7.2f} {100 * r['ensemble']:7.2f} {100 * r['snapshot_ens']:8.2f} "
+            f"{100 * r['snapshot_last']:8.2f} {100 * r['ema']:6.2f} "
+            f"{100 * r['ema_ensemble']:7.2f} {r['single_loss']:10.4f} {r['ensemble_loss']:10.4f}")
 
 
 def main() -> None:
@@ -70,13 +75,9 @@ def main() -> None:
     for k in range(args.splits):
         r = one_split(42 + k, n, out / f"split-{42 + k}")
         rows.append(r)
-        print(f"{r['split_seed']:>5} {100 * r['single']:7.2f} {100 * r['ensemble']:7.2f} {100 * r['snapshot_ens']:8.2f} "
-              f"{100 * r['snapshot_last']:8.2f} {100 * r['ema']:6.2f} "
-              f"{100 * r['ema_ensemble']:7.2f} {r['single_loss']:10.4f} {r['ensemble_loss']:10.4f}", flush=True)
+        print(_row(r["split_seed"], r), flush=True)
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0] if k != "split_seed"}
-    print(f"{'mean':>5} {100 * mean['single']:7.2f} {100 * mean['ensemble']:7.2f} {100 * mean['snapshot_ens']:8.2f} "
-          f"{100 * mean['snapshot_last']:8.2f} {100 * mean['ema']:6.2f} "
-          f"{100 * mean['ema_ensemble']:7.2f} {mean['single_loss']:10.4f} {mean['ensemble_loss']:10.4f}")
+    print(_row("mean", mean))
     print(f"single: mean of {n} independent runs; ens-{n}: their probabilities averaged; snap-ens: snapshot "
           f"ensemble ({CYCLES} cycles) of one cosine-restarts run, mean over {n} seeds; cos-last: that run's "
           f"final weights; EMA: the EMA weights (decay {EMA_DECAY}) of the runs in single, which are the raw weights")

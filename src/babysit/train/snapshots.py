@@ -48,11 +48,11 @@ class Snapshots(Callback):
             save_checkpoint(trainer.run_dir / SNAPSHOT_DIR / f"snapshot-{step:09d}.pt", state)
 
     def on_train_end(self, trainer, summary: dict) -> None:
-        paths = snapshot_paths(trainer.run_dir)
-        if not paths:
+        members = load_snapshot_members(trainer.model, trainer.run_dir)
+        if not members:
             return
-        r = evaluate_ensemble(load_snapshot_members(trainer.model, trainer.run_dir), trainer.val_split)
-        summary.update(snapshots=len(paths), snapshot_val_loss=r["loss"],
+        r = evaluate_ensemble(members, trainer.val_split)
+        summary.update(snapshots=len(members), snapshot_val_loss=r["loss"],
                        snapshot_val_acc=r["acc"], snapshot_mean_member_val_acc=r["mean_member_acc"])
 
 
