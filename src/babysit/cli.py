@@ -75,6 +75,11 @@ def train(spec, overrides, out, resume, quiet, seeds, repair, max_repairs):
     The run directory gets spec.yaml, metrics.jsonl (readable while training), checkpoint.pt
     (written atomically every train.checkpoint_every steps) and, at the end, summary.json.
     """
+    if seeds and repair:
+        raise click.UsageError("--seeds and --repair do not combine: repair one run, then train its "
+                               "repaired spec (RUN/repairs.json) with --seeds")
+    if seeds and resume:
+        raise click.UsageError("--resume continues one run; resume each member with --out OUT/member-K")
     if resume and out is not None and (out / "spec.yaml").is_file():
         # A resumed run keeps its own spec; --set may still change it (e.g. train.steps to extend it).
         # (the Trainer refuses --set changes to data/model/optim/schedule: the checkpoint holds them)
@@ -88,19 +93,14 @@ def train(spec, overrides, out, resume, quiet, seeds, repair, max_repairs):
         if changed:
             click.echo(f"note: resuming with {out / 'spec.yaml'}; {spec} differs in: {', '.join(changed)}")
         spec = str(out / "spec.yaml")
-    if seeds and repair:
-        raise click.UsageError("--seeds and --repair do not combine: repair one run, then train its "
-                               "repaired spec (RUN/repairs.json) with --seeds")
+    s = load_spec(spec, list(overrides))
     if seeds:
         from babysit.cli_ensembles import train_seeds
-
-        if resume:
-            raise click.UsageError("--resume continues one run; resume each member with --out OUT/member-K")
-        return train_seeds(load_spec(spec, list(overrides)), out, seeds, quiet)
+        return train_seeds(s, out, seeds, quiet)
     if repair:
         from babysit.doctor.repair import repair_command
-        return repair_command(load_spec(spec, list(overrides)), out, resume, quiet, max_repairs)
-    _train(load_spec(spec, list(overrides)), out, resume, quiet)
+        return repair_command(s, out, resume, quiet, max_repairs)
+    _train(s, out, resume, quiet)
 
 
 @main.command()
