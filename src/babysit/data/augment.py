@@ -34,8 +34,9 @@ def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
 
 
 class Augment:
-    """One op: `fit` sees the training inputs once (most ignore them); `__call__` maps a batch
-    (N, C, H, W) to a batch of the same shape, each example drawn independently."""
+    """One op: `fit` sees the training inputs once (most ignore them); `apply` maps a batch
+    (N, C, H, W) to a batch of the same shape, each example drawn independently; `__call__` keeps
+    it for the examples chosen with probability spec.p (the mask drawn after apply's own draws)."""
 
     name = ""
 
@@ -49,8 +50,12 @@ class Augment:
         """(N, 1, 1, 1) mask of the examples this op changes (probability spec.p)."""
         return (torch.rand(n, generator=g, device=g.device) < self.spec.p).view(n, 1, 1, 1)
 
-    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        y = self.apply(x, g)
+        return torch.where(self.chosen(len(x), g), y, x)
 
 
 @register
@@ -59,8 +64,8 @@ class HFlip(Augment):
 
     name = "hflip"
 
-    def __call__(self, x, g):
-        return torch.where(self.chosen(len(x), g), x.flip(-1), x)
+    def apply(self, x, g):
+        return x.flip(-1)
 
 
 def crop_at(padded: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -80,13 +85,11 @@ class Crop(Augment):
 
     name = "crop"
 
-    def __call__(self, x, g):
+    def apply(self, x, g):
         n, _, h, w = x.shape
         p = self.spec.padding
         top = torch.randint(0, 2 * p + 1, (n,), generator=g, device=g.device)
         left = torch.randint(0, 2 * p + 1, (n,), generator=g, device=g.device)
-        keep = ~self.chosen(n, g).view(n)
-        top, left = torch.where(keep, p, top), torch.where(keep, p, left)  # offset p: unchanged
         return crop_at(F.pad(x, (p, p, p, p)), top, left, h, w)
 
 
@@ -97,7 +100,7 @@ class ResizedCrop(Augment):
 
     name = "resized_crop"
 
-    def __call__(self, x, g):
+    def apply(self, x, g):
         n = len(x)
         area = _uniform(n, *self.spec.scale, g)
         log_r = _uniform(n, math.log(self.spec.ratio[0]), math.log(self.spec.ratio[1]), g)
@@ -105,10 +108,7 @@ class ResizedCrop(Augment):
         bh = (area / log_r.exp()).sqrt().clamp(max=1.0)
         cx = (2 * torch.rand(n, generator=g, device=g.device) - 1) * (1 - bw)  # box centre in [-1, 1]
         cy = (2 * torch.rand(n, generator=g, device=g.device) - 1) * (1 - bh)
-        keep = ~self.chosen(n, g).view(n)
-        one, zero = torch.ones_like(bw), torch.zeros_like(bw)
-        bw, bh = torch.where(keep, one, bw), torch.where(keep, one, bh)
-        cx, cy = torch.where(keep, zero, cx), torch.where(keep, zero, cy)
+        zero = torch.zeros_like(bw)
         theta = torch.stack([torch.stack([bw, zero, cx], 1), torch.stack([zero, bh, cy], 1)], 1)
         grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -122,14 +122,13 @@ class Jitter(Augment):
 
     name = "jitter"
 
-    def __call__(self, x, g):
+    def apply(self, x, g):
         n = len(x)
         b = _uniform(n, 1 - self.spec.brightness, 1 + self.spec.brightness, g).view(n, 1, 1, 1)
         c = _uniform(n, 1 - self.spec.contrast, 1 + self.spec.contrast, g).view(n, 1, 1, 1)
         y = x * b
         mean = y.mean(dim=(1, 2, 3), keepdim=True)
-        y = (y - mean) * c + mean
-        return torch.where(self.chosen(n, g), y, x)
+        return (y - mean) * c + mean
 
 
 @register
@@ -146,11 +145,11 @@ class PCAColor(Augment):
         vals, vecs = torch.linalg.eigh(torch.cov(pixels.T).reshape(c, c))
         self.vals, self.vecs = vals.clamp_min(0).to(x_train.dtype), vecs.to(x_train.dtype)
 
-    def __call__(self, x, g):
+    def apply(self, x, g):
         n, c = x.shape[:2]
         alpha = torch.randn(n, c, generator=g, device=g.device) * self.spec.std
         shift = (alpha * self.vals.to(x.device)) @ self.vecs.to(x.device).T  # (N, C)
-        return torch.where(self.chosen(n, g), x + shift.view(n, c, 1, 1), x)
+        return x + shift.view(n, c, 1, 1)
 
 
 def check_images(x: torch.Tensor, where: str) -> None:
