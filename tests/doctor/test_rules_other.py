@@ -71,3 +71,13 @@ def test_preflight_results_map_to_codes():
     assert codes(RULES["reg-not-increasing-loss"](view(preflight=[_check("regularization", "fail")]))) == \
         [("reg-not-increasing-loss", None)]
     assert RULES["reg-not-increasing-loss"](view(preflight=[_check("regularization", "pass")])) == []
+
+
+def test_rules_register_in_the_packages_module_order():
+    """Findings come out in registration order, and the repair plan breaks severity ties by it:
+    a rule module importing a later one would reorder the findings (and the repairs)."""
+    from babysit.doctor.findings import RULES
+
+    modules = ["activations", "fit", "gradients", "loss", "preflight", "structure"]
+    seen = [RULES[code].__module__.rsplit(".", 1)[1] for code in RULES]
+    assert seen == sorted(seen, key=modules.index)

@@ -7,7 +7,6 @@ import math
 from babysit.doctor.findings import Finding, rnd, rule
 from babysit.doctor.fixes import TARGET_UPDATE_LOG10
 from babysit.doctor.rules.activations import _checked
-from babysit.doctor.rules.loss import LR_TOO_LOW_LOG10
 
 # Vanishing (§3: layer gradients "should look alike, neither shrinking nor exploding with depth"):
 # the input-side layer's activation-gradient std below VANISH_RATIO x the output-side one's, two
@@ -22,7 +21,9 @@ EXPLODE_GROWTH = 100.0
 # target (10x too small; the plateau rule's LR_TOO_LOW_LOG10). The suite's 15 healthy setups' lowest
 # median is -3.68 (healthy-digits-cnn's conv1; names-kaiming, its lr cut 10x halfway, -2.96); -5
 # (100x) let SGD at lr 1e-2 on makemore (-4.4, 10x below its healthy 0.1) end 9% high unflagged.
-UPDATE_HIGH, UPDATE_LOW = -1.5, LR_TOO_LOW_LOG10
+# (Not imported from rules/loss.py: importing it here would register the loss rules before these,
+# and the registration order is the order findings come out in.)
+UPDATE_HIGH, UPDATE_LOW = -1.5, -4.0
 
 
 def _positions(row: dict):
