@@ -245,7 +245,7 @@ def test_a_worker_whose_trial_is_failed_while_it_trains_goes_on(tmp_path, monkey
             return super().fit()
 
     monkeypatch.setattr(runner, "Trainer", FailedElsewhere)
-    runner.Worker(study, spec, tmp_path / "s", [40]).work(until_idle=True, coordinator=False)
+    runner.Worker(study, spec, tmp_path / "s").work(until_idle=True, coordinator=False)
     first, second = study.get_trials(deepcopy=False)
     assert first.state == TrialState.FAIL and second.state in (TrialState.COMPLETE, TrialState.PRUNED)
 

@@ -152,22 +152,20 @@ def _worker_main(spec_json: str, out: str, url: str, study_name: str, index: int
 
     torch.set_num_threads(1)
     base = spec_from_dict(json.loads(spec_json), "search worker")
-    study = _open(base, base.search, url, study_name, index)
-    Worker(study, base, Path(out), [s.steps for s in base.search.stages]).work(
+    study = _open(base, url, study_name, index)
+    Worker(study, base, Path(out)).work(
         until_idle=False, coordinator=False, parent=os.getppid())
 
 
-def _open(base: Spec, search: SearchSpec, url: str, name: str, worker: int):
-    storage = open_storage(url, search.heartbeat_s)
-    probe = optuna.load_study(study_name=name, storage=storage) if _exists(storage, name) else None
-    n = len(probe.get_trials(deepcopy=False)) if probe is not None else 0
+def _open(base: Spec, url: str, name: str, worker: int) -> optuna.Study:
+    """The study (created if new), its sampler seeded by the worker and the trials on record."""
+    search = base.search
     log_every = trial_log_every(base.train.log_every, min(s.steps for s in search.stages))  # the shortest trials'
-    return open_study(storage, name, sampler=SAMPLERS[search.sampler](sampler_seed(base.seed, worker, n)),
-                      pruner=build_pruner(search.pruner, search.divergence_factor, log_every))
-
-
-def _exists(storage, name: str) -> bool:
-    return any(s.study_name == name for s in storage.get_all_studies())
+    study = open_study(open_storage(url, search.heartbeat_s), name,
+                       pruner=build_pruner(search.pruner, search.divergence_factor, log_every))
+    n = len(study.get_trials(deepcopy=False))
+    study.sampler = SAMPLERS[search.sampler](sampler_seed(base.seed, worker, n))
+    return study
 
 
 def run_search(spec: Spec, out: Path | str, *, trials: Optional[int] = None, workers: int = 1,
@@ -185,7 +183,7 @@ def run_search(spec: Spec, out: Path | str, *, trials: Optional[int] = None, wor
     out.mkdir(parents=True, exist_ok=True)
     url = storage_url(out, storage)
     name = search.study or spec.name
-    study = _open(base, search, url, name, worker=0)
+    study = _open(base, url, name, worker=0)
     ident = _identity(base, search)
     if study.user_attrs.get("identity", ident) != ident:
         raise SpecError(f"the study '{name}' in {url} belongs to a different spec or search space; "
@@ -193,10 +191,10 @@ def run_search(spec: Spec, out: Path | str, *, trials: Optional[int] = None, wor
     if join:
         echo(f"joining study '{name}' at {url} with {workers} worker(s); trial folders in {out / 'trials'}")
         if workers == 1:
-            Worker(study, base, out, [s.steps for s in search.stages]).work(until_idle=False, coordinator=False)
+            Worker(study, base, out).work(until_idle=False, coordinator=False)
         for p in _start_workers(base, out, url, name, workers) if workers > 1 else []:
             p.join()
-        return collect(study, base, search, out)
+        return collect(study, base, out)
     study.set_user_attr("identity", ident)
     study.set_user_attr("finished", False)
     atomic_write_text(out / "search.yaml", dump_spec(base))
@@ -204,7 +202,7 @@ def run_search(spec: Spec, out: Path | str, *, trials: Optional[int] = None, wor
     echo(f"search '{name}': {url}" + (f" (resuming: {resumed} trials on record)" if resumed else ""))
     procs = _start_workers(base, out, url, name, workers) if workers > 1 else []
     # one in-process worker for every stage: it keeps the data it loaded and the spaces it read
-    worker = Worker(study, base, out, [x.steps for x in search.stages]) if not procs else None
+    worker = Worker(study, base, out) if not procs else None
     try:
         for s, stage in enumerate(search.stages):
             _plan_stage(study, s, base, search, echo)
@@ -229,7 +227,7 @@ def run_search(spec: Spec, out: Path | str, *, trials: Optional[int] = None, wor
             p.join(timeout=10 * POLL_S)
             if p.is_alive():
                 p.terminate()
-    result = collect(study, base, search, out)
+    result = collect(study, base, out)
     write_outputs(result, out)
     return result
 

@@ -68,7 +68,7 @@ def _note(t) -> str:
     return "; ".join(notes)
 
 
-def collect(study, base: Spec, search: SearchSpec, out: Path) -> SearchResult:
+def collect(study, base: Spec, out: Path) -> SearchResult:
     rows = [TrialRow(t.number, t.user_attrs.get("stage", -1), t.state.name, dict(t.params),
                      int(t.user_attrs.get("steps", 0)), t.value if t.state == TrialState.COMPLETE else None,
                      t.user_attrs.get("worker", ""), _note(t))
@@ -84,7 +84,7 @@ def collect(study, base: Spec, search: SearchSpec, out: Path) -> SearchResult:
     attrs = study.user_attrs  # one read of the study's attributes (a storage round trip)
     notes = {s: attrs.get(f"stage{s}", {}).get("notes", []) for s in stages}
     spaces = {s: stage_space(study, s, attrs) for s in stages if f"stage{s}" in attrs}
-    return SearchResult(rows, search, best, best_spec, sum(r.steps for r in finished), notes, spaces)
+    return SearchResult(rows, base.search, best, best_spec, sum(r.steps for r in finished), notes, spaces)
 
 
 def trials_table(result: SearchResult, title: str = "trials"):

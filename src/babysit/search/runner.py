@@ -156,8 +156,9 @@ class ReportToTrial(Callback):
 class Worker:
     """Claims queued trials and trains them. Data are loaded once per data section and reused."""
 
-    def __init__(self, study: optuna.Study, base: Spec, out: Path, stage_steps: list[int]):
-        self.study, self.base, self.out, self.stage_steps = study, base, Path(out), stage_steps
+    def __init__(self, study: optuna.Study, base: Spec, out: Path):
+        self.study, self.base, self.out = study, base, Path(out)
+        self.stage_steps = [s.steps for s in base.search.stages]
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._data: dict[str, object] = {}
         self._spaces: dict[int, dict[str, ParamSpec]] = {}
