@@ -15,7 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from babysit import Trainer, load_spec
+from babysit import build_trainer, load_spec
 from babysit.train.evaluate import evaluate
 from babysit.train.tta import evaluate_tta
 
@@ -25,7 +25,7 @@ CNN_STEPS = 4000  # digits-cnn-augment's budget, given to both CNNs
 
 def run(preset: str, seed: int, extra: list[str], tmp: Path) -> dict:
     spec = load_spec(preset, [f"seed={seed}", *QUIET, *extra])
-    trainer = Trainer(spec, tmp / f"{preset}-{seed}-{len(list(tmp.iterdir()))}", progress=False)
+    trainer = build_trainer(spec, tmp / f"{preset}-{seed}-{len(list(tmp.iterdir()))}", progress=False)
     trainer.fit()
     test = trainer.data.test
     out = {"test_acc": evaluate(trainer.model, test)["acc"]}

@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 
 from blobs import write_blobs  # noqa: E402
 
-from babysit.doctor.repair import train_with_repairs  # noqa: E402
+from babysit.repair import train_with_repairs  # noqa: E402
 from babysit.spec import load_spec, spec_from_dict  # noqa: E402
 
 REPAIR_TOLERANCE = 0.05  # the bar: within 5% of the healthy counterpart's val loss

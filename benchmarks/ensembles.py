@@ -15,11 +15,11 @@ import tempfile
 from pathlib import Path
 
 
-from babysit import Trainer, load_spec
+from babysit import build_trainer, load_spec
 from babysit.runs import load_run
 from babysit.train.ensemble import evaluate_ensemble
 from babysit.train.evaluate import evaluate
-from babysit.train.seeds import member_spec, train_members
+from babysit.seeds import member_spec, train_members
 from babysit.train.snapshots import load_snapshot_members
 
 EMA_DECAY = 0.999   # a time constant of 1,000 steps, a third of the 3,000-step run
@@ -28,7 +28,7 @@ CYCLES = 5          # snapshots per run: 3,000 steps / 600-step cycles
 
 def snapshot_run(spec, run_dir: Path, test) -> tuple[float, float]:
     """One run at the budget of a single model: (snapshot-ensemble acc, last snapshot's acc)."""
-    t = Trainer(spec, run_dir, progress=False)
+    t = build_trainer(spec, run_dir, progress=False)
     t.fit()
     r = evaluate_ensemble(load_snapshot_members(t.model, run_dir), test)
     return r["acc"], r["member_acc"][-1]

@@ -18,7 +18,7 @@ import math
 import tempfile
 from pathlib import Path
 
-from babysit import Trainer, load_spec
+from babysit import build_trainer, load_spec
 from babysit.preflight.lr_find import lr_range_test
 from babysit.spec import Spec, apply_overrides, spec_from_dict
 
@@ -37,7 +37,7 @@ def train_at(spec: Spec, lr: float, seeds: int, out: Path) -> tuple[float, float
     losses = []
     for seed in range(seeds):
         run = with_overrides(spec, [f"optim.lr={lr}", f"seed={seed}", "watch.enabled=false"])
-        summary = Trainer(run, out / f"{spec.name}-{lr!r}-{seed}", progress=False).fit()
+        summary = build_trainer(run, out / f"{spec.name}-{lr!r}-{seed}", progress=False).fit()
         losses.append(summary["val_loss"] if math.isfinite(summary["val_loss"]) else float("inf"))
     mean = sum(losses) / len(losses)
     if len(losses) < 2 or not math.isfinite(mean):

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from babysit import Trainer, load_spec
+from babysit import build_trainer, load_spec
 
 REFERENCE = {  # LECTURES.md §5: (train, val)
     "makemore-original": (2.1245, 2.1682),
@@ -38,7 +38,7 @@ def main() -> None:
         if (run_dir / "summary.json").exists():
             summary = json.loads((run_dir / "summary.json").read_text())
         else:
-            summary = Trainer(spec, run_dir, progress=False).fit()
+            summary = build_trainer(spec, run_dir, progress=False).fit()
         ref_train, ref_val = REFERENCE[name]
         ok = abs(summary["val_loss"] - ref_val) <= TOLERANCE
         rows.append((name, summary["train_loss"], ref_train, summary["val_loss"], ref_val, summary["wall_s"], ok))

@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from babysit import Callback, Trainer, load_spec
+from babysit import Callback, build_trainer, load_spec
 from babysit.data import build_data
 from babysit.models import build_model
-from babysit.train.trainer import select_device
+from babysit.build import select_device
 
 
 def bare_loop(spec, data, steps: int) -> float:
@@ -65,7 +65,7 @@ class LoopClock(Callback):
 
 def trainer_run(spec, data, steps: int, out: Path) -> tuple[float, float]:
     clock = LoopClock()
-    Trainer(spec, out, data=data, callbacks=[clock], progress=True).fit()
+    build_trainer(spec, out, data=data, callbacks=[clock], progress=True).fit()
     return steps / (clock.t_loop - clock.t0), time.perf_counter() - clock.t_loop
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from babysit import load_spec
 from babysit.data import build_data
 from babysit.models import build_model
-from babysit.train.trainer import select_device
+from babysit.build import select_device
 from babysit.watch.watch import Watch
 
 

@@ -83,3 +83,17 @@ def test_sample_refuses_a_non_names_run(cli, tmp_path):
 def test_eval_of_a_non_run_directory_says_so(tmp_path):
     result = CliRunner().invoke(main, ["eval", str(tmp_path)])
     assert result.exit_code == 1 and "not a babysit run" in result.output
+
+
+def test_a_bug_keeps_its_traceback_while_a_user_error_is_one_line(tmp_path, monkeypatch):
+    import babysit.session
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug in babysit")  # not a BabysitError: must not read as the user's fault
+
+    monkeypatch.setattr(babysit.session, "build_trainer", broken)
+    result = CliRunner().invoke(main, ["train", "digits-mlp", "--out", str(tmp_path / "r"), "--quiet"])
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)
+    assert "a bug in babysit" not in result.output  # the traceback goes to the developer, not "Error: ..."
+    user = CliRunner().invoke(main, ["train", "digits-mlp", "--set", "optim.lr=-1"])
+    assert user.exit_code == 1 and user.output.startswith("Error: invalid spec") and user.exception.__class__ is SystemExit

@@ -9,7 +9,7 @@ import babysit
 from babysit.data import build_data
 from babysit.models import build_model, lsuv_batch
 from babysit.nn.blocks import DropConnectLinear, Maxout, StochasticDepth
-from babysit.nn.init import GAINS
+from babysit.activations import gain
 from babysit.spec import load_spec
 from babysit.train.trainer import build_start
 
@@ -88,7 +88,7 @@ def test_layer_kinds_in_the_built_model(digits):
 def test_orthogonal_init_has_orthogonal_columns_times_the_gain(digits):
     m = build_model(load_spec("digits-mlp", VARIANTS["orthogonal"]), digits)
     w = m.fc1.weight  # 128 x 64: orthonormal columns, scaled by ReLU's gain
-    torch.testing.assert_close(w.T @ w, GAINS["relu"] ** 2 * torch.eye(64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(w.T @ w, gain("relu") ** 2 * torch.eye(64), atol=1e-4, rtol=0)
 
 
 def test_lsuv_gives_unit_output_std_and_is_seeded(digits):

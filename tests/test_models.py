@@ -8,7 +8,7 @@ from torch import nn
 
 from babysit.data import build_data
 from babysit.models import build_model
-from babysit.nn.init import GAINS
+from babysit.activations import CHOICES, gain
 from babysit.spec import load_spec
 
 LN27 = math.log(27)  # 3.29: diffuse softmax over 27 characters (LECTURES.md §2)
@@ -66,18 +66,18 @@ def test_deep_net_matches_the_mm3_architecture(names):
     assert torch.allclose(model.out_bn.weight, torch.full((27,), 0.1))  # MM3: gamma x 0.1
 
 
-@pytest.mark.parametrize("activation", sorted(GAINS.keys() - {"linear"}))
+@pytest.mark.parametrize("activation", CHOICES)
 def test_every_activation_builds_and_auto_init_uses_its_gain(activation, digits):
     spec = load_spec("digits-mlp", [f"model.activation={activation}", "model.hidden=[400]"])
     torch.manual_seed(0)
     model = build_model(spec, digits)
-    assert model.fc1.weight.std().item() == pytest.approx(GAINS[activation] / 8.0, rel=0.03)  # fan_in 64
+    assert model.fc1.weight.std().item() == pytest.approx(gain(activation) / 8.0, rel=0.03)  # fan_in 64
     assert model(digits.train.x[:5]).shape == (5, 10)
 
 
 def test_gains_are_the_lectures():
-    assert GAINS["tanh"] == pytest.approx(5 / 3) and GAINS["relu"] == pytest.approx(math.sqrt(2))
-    assert GAINS["linear"] == 1.0
+    assert gain("tanh") == pytest.approx(5 / 3) and gain("relu") == pytest.approx(math.sqrt(2))
+    assert gain("linear") == 1.0
 
 
 @pytest.mark.parametrize("scheme, std", [("zeros", 0.0), ("normal", 0.05), ("xavier", 1 / 8.0)])

@@ -3,7 +3,7 @@ Marked slow: CI does not run it; `make test-slow` does (benchmarks/reproduce_mak
 the same table)."""
 import pytest
 
-from babysit import Trainer, load_spec
+from babysit import build_trainer, load_spec
 
 REFERENCE_VAL = {"makemore-original": 2.1682, "makemore-fix-softmax": 2.13, "makemore-fix-tanh": 2.1027,
                  "makemore-kaiming": 2.1070, "makemore-bn": 2.1048}
@@ -12,6 +12,6 @@ REFERENCE_VAL = {"makemore-original": 2.1682, "makemore-fix-softmax": 2.13, "mak
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", sorted(REFERENCE_VAL))
 def test_preset_reproduces_its_reference_val_loss(preset, tmp_path):
-    summary = Trainer(load_spec(preset), tmp_path, progress=False).fit()
+    summary = build_trainer(load_spec(preset), tmp_path, progress=False).fit()
     assert summary["steps"] == 200_000
     assert summary["val_loss"] == pytest.approx(REFERENCE_VAL[preset], abs=0.03)

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from torch import nn
 
-from babysit import Trainer, TrainingError, Watch, load_spec
+from babysit import TrainingError, Watch, build_trainer, load_spec
 from babysit.cli import main
 from babysit.spec import SpecError
 from babysit.watch.table import WatchRecord
@@ -13,7 +13,7 @@ from babysit.watch.table import WatchRecord
 
 def test_nan_in_a_sampled_step_stops_cleanly(tmp_path, digits_spec):
     spec = digits_spec("optim.name=sgd", "optim.lr=1e4", "train.log_every=200", "watch.every=200", steps=400)
-    summary = Trainer(spec, tmp_path, progress=False).fit()
+    summary = build_trainer(spec, tmp_path, progress=False).fit()
     assert summary["stopped"] and "non-finite" in summary["stopped"]
 
 
@@ -48,17 +48,17 @@ def test_layers_are_reported_in_model_order():
 
 
 def test_resume_refuses_a_changed_optimizer(tmp_path, digits_spec):
-    Trainer(digits_spec(steps=100), tmp_path, progress=False).fit()
+    build_trainer(digits_spec(steps=100), tmp_path, progress=False).fit()
     with pytest.raises(TrainingError, match="different optim section"):
-        Trainer(digits_spec("optim.lr=0.05", steps=200), tmp_path, progress=False, resume=True).fit()
-    extended = Trainer(digits_spec(steps=200), tmp_path, progress=False, resume=True).fit()  # train.* may change
+        build_trainer(digits_spec("optim.lr=0.05", steps=200), tmp_path, progress=False, resume=True).fit()
+    extended = build_trainer(digits_spec(steps=200), tmp_path, progress=False, resume=True).fit()  # train.* may change
     assert extended["steps"] == 200
 
 
 def test_a_directory_with_a_killed_runs_records_is_not_reused(tmp_path, digits_spec):
     (tmp_path / "metrics.jsonl").write_text('{"kind": "train", "step": 50, "train_loss": 1.0}\n')
     with pytest.raises(TrainingError, match="already holds a run"):
-        Trainer(digits_spec(), tmp_path, progress=False).fit()
+        build_trainer(digits_spec(), tmp_path, progress=False).fit()
 
 
 def test_plot_and_export_work_on_a_library_path_directory(tmp_path):

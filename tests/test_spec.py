@@ -316,3 +316,27 @@ def test_booleans_are_not_numbers(tmp_path):
     # pydantic's lax mode would read `true` as 1 / 1.0; a spec saying lr: true is a mistake.
     msg = rejected(write(tmp_path, "optim: {lr: true}\ntrain: {steps: 10, batch_size: true}\n"))
     assert "optim: lr must be a number, got True" in msg and "train: batch_size must be a number" in msg
+
+
+@pytest.mark.parametrize("overrides, field, says", [
+    (["optim.name=lbfgs", "train.batch_size=full", "optim.weight_decay=0.01"], "optim", "lbfgs takes no weight_decay"),
+    (["model.embed_dim=null"], "(top level)", "model.embed_dim must be set"),
+])
+def test_rules_that_need_only_the_spec_fail_when_it_loads(overrides, field, says):
+    with pytest.raises(SpecError) as err:
+        load_spec("makemore-bn", overrides)
+    assert "makemore-bn.yaml" in str(err.value) and f"{field}: " in str(err.value) and says in str(err.value)
+
+
+def test_names_data_get_mm3s_embedding_unless_given(tmp_path):
+    assert load_spec(write(tmp_path, "data: {kind: names}\n")).model.embed_dim == 10
+    assert load_spec(write(tmp_path, "data: {kind: names}\nmodel: {embed_dim: 4}\n")).model.embed_dim == 4
+    assert load_spec(write(tmp_path, "data: {kind: digits}\n")).model.embed_dim is None
+
+
+def test_one_resume_check_names_the_sections_that_changed():
+    from babysit.spec import resume_changes
+
+    base = load_spec("makemore-bn")
+    assert resume_changes(base, load_spec("makemore-bn", ["train.steps=300000", "watch.every=50"])) == []
+    assert resume_changes(base.model_dump(mode="json"), load_spec("makemore-bn", ["optim.lr=0.5"])) == ["optim"]

@@ -1,4 +1,5 @@
-"""`babysit ...`: the command line. Every user error is one clear message, never a traceback."""
+"""`babysit ...`: the command line. Every user error (a BabysitError) is one clear message, never
+a traceback; any other exception is a bug and keeps its traceback."""
 from __future__ import annotations
 
 import json
@@ -6,12 +7,10 @@ from pathlib import Path
 
 import click
 
-from babysit.data import DataError
-from babysit.spec import PRESETS_DIR, SpecError, load_spec
-from babysit.train.checkpoint import CheckpointError
-from babysit.train.trainer import TrainingError
+from babysit.cli_runs import RUN, SET, commands, echo_findings
+from babysit.errors import BabysitError, SpecError
+from babysit.spec import PRESETS_DIR, load_spec, resume_changes
 
-USER_ERRORS = (SpecError, DataError, CheckpointError, TrainingError, ValueError)
 DEMO_STEPS = 100_000  # about 75 s at ~1,400 steps/s on two CPU cores (measured); the reference is 200,000
 
 
@@ -19,7 +18,7 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except USER_ERRORS as exc:
+        except BabysitError as exc:
             raise click.ClickException(str(exc)) from None
 
 
@@ -32,34 +31,51 @@ def main():
     """
 
 
-def _print_summary(summary: dict) -> None:
-    acc = f"  val acc {summary['val_acc']:.3f}" if summary.get("val_acc") is not None else ""
-    click.echo(f"train loss {summary['train_loss']:.4f}  val loss {summary['val_loss']:.4f}{acc}  "
-               f"({summary['steps']} steps, {summary['wall_s']:.1f} s, {summary['steps_per_s']:.0f} steps/s, "
-               f"{summary['device']})")
-    if summary.get("stopped"):
-        click.echo(f"stopped: {summary['stopped']}")
-
-
 def _train(spec, out: Path | None, resume: bool, quiet: bool) -> tuple[dict, Path]:
-    from babysit.runs import new_run_dir
-    from babysit.train import Trainer
+    from babysit.runs import new_run_dir, summary_line
+    from babysit.session import build_trainer
 
     if resume and out is None:
         raise click.UsageError("--resume needs --out RUN_DIR (the run to continue)")
     run_dir = out or new_run_dir(spec.name)
     click.echo(f"run directory: {run_dir}")
-    summary = Trainer(spec, run_dir, resume=resume, progress=not quiet).fit()
-    _print_summary(summary)
-    from babysit.doctor.cli import echo_findings
+    summary = build_trainer(spec, run_dir, resume=resume, progress=not quiet).fit()
+    click.echo(summary_line(summary))
     echo_findings(run_dir)
     return summary, run_dir
 
 
+def _train_seeds(spec, out: Path | None, n: int, quiet: bool) -> dict:
+    from babysit.runs import new_run_dir
+    from babysit.seeds import train_members
+
+    parent = out or new_run_dir(spec.name)
+    click.echo(f"ensemble directory: {parent} ({n} members, seeds {spec.seed}..{spec.seed + n - 1})")
+
+    def report(k, s):
+        click.echo(f"member {k} (seed {spec.seed + k}): val loss {s['val_loss']:.4f}  val acc {s['val_acc']:.4f}")
+
+    summary = train_members(spec, parent, n, progress=not quiet, on_member=report)
+    click.echo(f"ensemble of {n}: val loss {summary['val_loss']:.4f}  val acc {summary['val_acc']:.4f}  "
+               f"(mean member val acc {summary['mean_member_val_acc']:.4f})")
+    return summary
+
+
+def _repair(spec, out: Path | None, resume: bool, quiet: bool, max_repairs: int) -> dict:
+    from babysit.layout import REPAIRS
+    from babysit.repair import train_with_repairs
+    from babysit.runs import new_run_dir
+
+    if resume:
+        raise click.UsageError("--repair starts from scratch; it cannot be combined with --resume")
+    run_dir = out or new_run_dir(spec.name)
+    click.echo(f"run directory: {run_dir} (repairs under {run_dir}/repair-K, log in {run_dir / REPAIRS})")
+    return train_with_repairs(spec, run_dir, max_repairs=max_repairs, progress=not quiet, echo=click.echo)
+
+
 @main.command()
 @click.argument("spec")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a spec field, e.g. --set optim.lr=0.01 --set train.steps=5000 (repeatable).")
+@SET
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<name>, never overwritten).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint, exactly.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -88,18 +104,15 @@ def train(spec, overrides, out, resume, quiet, seeds, repair, max_repairs):
         except SpecError:
             given = None  # the original YAML may have moved; the run's own copy is all we need
         saved = load_spec(out / "spec.yaml")
-        changed = [k for k in ("data", "model", "optim", "schedule")
-                   if given is not None and getattr(saved, k) != getattr(given, k)]
+        changed = resume_changes(saved, given) if given is not None else []
         if changed:
             click.echo(f"note: resuming with {out / 'spec.yaml'}; {spec} differs in: {', '.join(changed)}")
         spec = str(out / "spec.yaml")
     s = load_spec(spec, list(overrides))
     if seeds:
-        from babysit.cli_ensembles import train_seeds
-        return train_seeds(s, out, seeds, quiet)
+        return _train_seeds(s, out, seeds, quiet)
     if repair:
-        from babysit.doctor.repair import repair_command
-        return repair_command(s, out, resume, quiet, max_repairs)
+        return _repair(s, out, resume, quiet, max_repairs)
     _train(s, out, resume, quiet)
 
 
@@ -126,110 +139,9 @@ def demo(steps, out, count):
     click.echo("sampled names: " + ", ".join(sample_names(run.model, run.data.vocab, spec.data.context, n=count)))
 
 
-@main.command("eval")
-@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="val", show_default=True)
-@click.option("--weights", type=click.Choice(["last", "ema"]), default="last", show_default=True,
-              help="The last checkpoint, or the EMA average of the weights (train.ema).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
-@click.option("--tta", type=click.Choice(["flip", "tencrop", "fivecrop"]),
-              help="Test-time augmentation (images): average the probabilities over the image and its mirror, "
-                   "10 crops (corners, centre, mirrored) or 5 (no mirrors: digits, text). Crops help only "
-                   "models trained with crop augmentation.")
-def eval_cmd(run, split, weights, as_json, tta):
-    """Evaluate a finished (or checkpointed) RUN on a split: loss and accuracy."""
-    from babysit.runs import load_run
-    from babysit.train.evaluate import evaluate
-    from babysit.train.tta import evaluate_tta
-
-    loaded = load_run(run, weights=weights)
-    part = loaded.data.splits()[split]
-    if len(part) == 0:
-        raise click.ClickException(f"the {split} split of {run} is empty")
-    pad = next((a.padding for a in loaded.spec.data.augment if a.name == "crop"), None)
-    if tta in ("tencrop", "fivecrop") and pad is None:
-        click.echo(f"warning: --tta {tta} averages shifted crops, but {run} was not trained with crop "
-                   "augmentation (data.augment); its accuracy on shifted views can be far lower", err=True)
-    m = evaluate_tta(loaded.model, part, tta, pad) if tta else evaluate(loaded.model, part)
-    result = {"run": str(run), "split": split, "step": loaded.step, "loss": m["loss"], "acc": m["acc"],
-              "examples": len(part), "tta": tta}
-    if as_json:
-        click.echo(json.dumps(result))
-    else:
-        how = f" tta {tta}" if tta else ""
-        click.echo(f"{split}{how}: loss {m['loss']:.4f}  acc {m['acc']:.4f}  ({len(part)} examples, step {loaded.step})")
-
-
-@main.command()
-@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("-n", "count", default=20, show_default=True, help="How many names.")
-@click.option("--seed", default=0, show_default=True)
-def sample(run, count, seed):
-    """Sample names from a RUN trained on names data."""
-    from babysit.runs import load_run
-    from babysit.sample import sample_names
-
-    loaded = load_run(run)
-    if loaded.data.vocab is None:
-        raise click.ClickException(f"{run} was not trained on character data (data.kind: {loaded.spec.data.kind})")
-    for name in sample_names(loaded.model, loaded.data.vocab, loaded.spec.data.context, n=count, seed=seed):
-        click.echo(name)
-
-
-@main.command()
-@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--step", type=int, help="The sampled step at or before N (default: the last).")
-@click.option("--json", "as_json", is_flag=True, help="A JSON list of rows, one per layer.")
-def stats(run, step, as_json):
-    """Per-layer statistics of RUN at a sampled step: activation mean/std, saturation %, dead %,
-    activation-gradient std, and grad:data / log10 update:data of the weight feeding each layer.
-
-    Healthy (LECTURES.md §3): tanh std about 0.65 with a few % saturated, similar gradient std
-    across layers, update:data near -3."""
-    from babysit.watch.table import WatchRecord, format_table, layer_rows
-
-    try:
-        record = WatchRecord(run)
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
-    sample = record.sample_at(step)
-    rows = layer_rows(record, sample)
-    if as_json:
-        click.echo(json.dumps([{"step": sample["step"], **r} for r in rows], indent=1))
-    else:
-        click.echo(format_table(rows, sample["step"]))
-
-
-@main.command()
-@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--step", type=int, help="Distributions at the sampled step at or before N (default: the last).")
-def plot(run, step):
-    """Write the diagnostic figures of RUN as PNGs under RUN/plots/: activation, activation-gradient
-    and weight-gradient distributions, update:data over time, mean/std across depth, loss, accuracy."""
-    from babysit.report.plots import write_plots
-
-    for path in write_plots(run, step):
-        click.echo(str(path))
-
-
-@main.group()
-def export():
-    """Export a run's record to other tools."""
-
-
-@export.command("tensorboard")
-@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), help="Log directory (default: RUN/tensorboard).")
-def export_tensorboard_cmd(run, out):
-    """Write RUN's scalars and histograms as TensorBoard event files (`tensorboard --logdir DIR`)."""
-    from babysit.report.tensorboard import export_tensorboard
-
-    click.echo(f"wrote {export_tensorboard(run, out)}")
-
-
 @main.command()
 @click.argument("spec")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec field (repeatable).")
+@SET
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of check results.")
 def check(spec, overrides, as_json):
     """Run the babysitting checklist on SPEC before training, in order: data, initial loss against
@@ -247,7 +159,7 @@ def check(spec, overrides, as_json):
 
 @main.command("lr-find")
 @click.argument("spec")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec field (repeatable).")
+@SET
 @click.option("--steps", default=300, show_default=True, help="Steps of the sweep.")
 @click.option("--start", default=1e-6, show_default=True, help="First learning rate.")
 @click.option("--end", default=10.0, show_default=True, help="Last learning rate.")
@@ -257,8 +169,8 @@ def lr_find(spec, overrides, steps, start, end, out):
     """Learning-rate range test on SPEC's model, optimizer and batch: an exponential sweep from
     --start to --end that stops when the loss passes 3x its start. Prints the range where the loss
     falls and a suggested lr (a decade below the lowest loss), and saves the plot."""
-    from babysit.preflight.lr_find import lr_find_figure, lr_range_test
-    from babysit.report.plots import plt
+    from babysit.preflight.lr_find import lr_range_test
+    from babysit.report.plots import lr_find_figure, plt
 
     result = lr_range_test(load_spec(spec, list(overrides)), start=start, end=end, steps=steps)
     click.echo(str(result))
@@ -276,12 +188,70 @@ def presets():
         click.echo(f"{path.stem:22s} {first}")
 
 
-# Commands that live beside their subsystem, registered here so `babysit --help` lists them all.
-from babysit.cli_ensembles import ensemble, finetune  # noqa: E402
-from babysit.doctor.cli import doctor_cmd  # noqa: E402
-from babysit.search.cli import search as search_command  # noqa: E402
+@main.command()
+@RUN
+@click.argument("spec")
+@SET
+@click.option("--out", type=click.Path(path_type=Path), help="Run directory (default: runs/<name>, never overwritten).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def finetune(run, spec, overrides, out, quiet):
+    """Transfer learning: train SPEC starting from RUN's weights. The head (out, out_bn) is
+    re-initialized for SPEC's classes and trained alone for finetune.head_steps with the body
+    frozen; then everything trains, the body at optim.lr x finetune.body_lr_factor."""
+    from babysit.finetune import build_finetune
+    from babysit.runs import new_run_dir, summary_line
 
-for _command in (doctor_cmd, ensemble, finetune, search_command):
+    s = load_spec(spec, list(overrides))
+    run_dir = out or new_run_dir(s.name)
+    click.echo(f"run directory: {run_dir} (from {run}: head alone for {s.finetune.head_steps} steps, "
+               f"then body lr x {s.finetune.body_lr_factor})")
+    click.echo(summary_line(build_finetune(run, s, run_dir, progress=not quiet).fit()))
+
+
+@main.command()
+@click.argument("spec")
+@SET
+@click.option("--trials", type=click.IntRange(min=1), help="Trials in all, shared among the stages in the spec's proportions.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes on this machine sharing the storage.")
+@click.option("--storage", metavar="URL", help="Optuna storage URL, e.g. postgresql://user:pw@host/db "
+              "(default: sqlite:///OUT/search.db).")
+@click.option("--out", type=click.Path(path_type=Path), help="Search folder (default: runs/<name>-search); "
+              "the same folder resumes a killed search.")
+@click.option("--sampler", type=click.Choice(["random", "grid", "tpe"]), help="Override search.sampler.")
+@click.option("--join", is_flag=True, help="Only run trials of a search that another `babysit search` "
+              "drives (same spec and --storage), e.g. from another machine.")
+def search(spec, overrides, trials, workers, storage, out, sampler, join):
+    """Hyperparameter search over SPEC's `search:` section (LECTURES.md §4): random samples of wide
+    ranges at a short budget, then narrower ranges around the best trials at a longer one. Trials
+    whose loss passes 3x their first loss, or turns NaN, are pruned at once.
+
+    Writes OUT/search.db (the Optuna study: rerun the same command to resume), OUT/trials/NNNN
+    (one run folder per trial), OUT/best.yaml (the winner as a complete spec), OUT/results.json and
+    OUT/plots/<param>.png; prints the table of trials."""
+    from rich.console import Console
+
+    from babysit.search.driver import run_search
+    from babysit.runs import RUNS_ROOT
+    from babysit.search.report import trials_table
+    from babysit.spec import load_spec
+
+    s = load_spec(spec, list(overrides))
+    out = out or RUNS_ROOT / f"{s.name}-search"
+    result = run_search(s, out, trials=trials, workers=workers, storage=storage, sampler=sampler,
+                        join=join, echo=click.echo)  # a SearchError is a TrainingError: the CLI group reports it
+    Console(width=160).print(trials_table(result, f"search {out}"))
+    click.echo(f"training steps run: {result.compute_steps:,}")
+    if result.best is not None:
+        b = result.best
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in b.params.items())
+        click.echo(f"best: trial {b.number} (stage {b.stage + 1}) val loss {b.value:.4f} with {params}")
+        if not join:
+            click.echo(f"wrote {out / 'best.yaml'} (babysit train {out / 'best.yaml'}), "
+                       f"{out / 'results.json'}, plots in {out / 'plots'}")
+
+
+for _command in commands.commands.values():  # the commands on run folders (cli_runs.py)
     main.add_command(_command)
 
 if __name__ == "__main__":

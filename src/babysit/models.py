@@ -10,18 +10,14 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from babysit.activations import ACTIVATIONS
 from babysit.data import Dataset
+from babysit.errors import DataError
 from babysit.nn.blocks import DropConnectLinear, Maxout
 from babysit.nn.init import init_layer
 from babysit.nn.lsuv import lsuv_
 from babysit.nn.preprocess import Preprocess
 from babysit.spec import ModelSpec, Spec
-
-ACTIVATIONS = {
-    "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU,
-    "prelu": nn.PReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU,
-}
-
 
 LSUV_BATCH = 256  # training examples LSUV measures on (Mishkin & Matas use one mini-batch)
 
@@ -33,7 +29,7 @@ def _hidden_block(layers: OrderedDict, i: int, linear: nn.Module, norm: nn.Modul
     if norm is not None:
         layers[f"bn{i}"] = norm
     if not isinstance(linear, Maxout):  # the max over pieces is Maxout's nonlinearity
-        layers[f"act{i}"] = ACTIVATIONS[spec.activation]()
+        layers[f"act{i}"] = ACTIVATIONS[spec.activation].module()
     if spec.dropout > 0 and not conv:
         layers[f"drop{i}"] = nn.Dropout(spec.dropout)
 
@@ -67,11 +63,8 @@ def _input_shape(layers: OrderedDict, data: Dataset) -> tuple:
 def build_mlp(spec: Spec, data: Dataset) -> nn.Sequential:
     m = spec.model
     layers = _preprocess(spec, data)
-    if data.vocab is not None or m.embed_dim:
-        if not m.embed_dim:
-            raise ValueError("model.embed_dim is required for character (names) data")
-        layers["embed"] = nn.Embedding(data.num_classes if data.vocab else int(data.train.x.max()) + 1,
-                                       m.embed_dim)
+    if m.embed_dim:  # names: one embedding per character, and the characters are the classes
+        layers["embed"] = nn.Embedding(data.num_classes, m.embed_dim)
         width = m.embed_dim * math.prod(data.input_shape)
     else:
         width = math.prod(_input_shape(layers, data))
@@ -91,10 +84,10 @@ def build_cnn(spec: Spec, data: Dataset) -> nn.Sequential:
     """[conv -> BN -> act -> pool(2)] per entry of channels, then [fc -> act] per hidden, then out."""
     m = spec.model
     if len(data.input_shape) != 3:
-        raise ValueError(f"model.kind 'cnn' needs image inputs (C, H, W), got shape {data.input_shape}")
+        raise DataError(f"model.kind 'cnn' needs image inputs (C, H, W), got shape {data.input_shape}")
     layers = _preprocess(spec, data)
     if len(_input_shape(layers, data)) != 3:
-        raise ValueError(f"data.preprocess '{spec.data.preprocess}' turns each image into a flat vector "
+        raise DataError(f"data.preprocess '{spec.data.preprocess}' turns each image into a flat vector "
                          f"of {_input_shape(layers, data)[0]}, which model.kind 'cnn' cannot take; use "
                          "zca (keeps the image shape) or model.kind 'mlp'")
     c, h, w = data.input_shape

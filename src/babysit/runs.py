@@ -1,17 +1,21 @@
-"""A run directory on disk: where a new one goes, and how a finished one is loaded back."""
+"""Run directories on disk: where a new one goes, how a finished one is loaded back, and which
+runs an ensemble may combine."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
+import torch
 from torch import nn
 
+from babysit.build import select_device
 from babysit.data import Dataset, build_data
+from babysit.errors import CheckpointError, DataError
+from babysit.layout import CHECKPOINT, EMA, SPEC
 from babysit.models import build_model
 from babysit.spec import Spec, load_spec
-from babysit.train.averaging import EMA_FILE
-from babysit.train.checkpoint import CHECKPOINT, CheckpointError, load_checkpoint
-from babysit.train.trainer import select_device
+from babysit.train.checkpoint import load_checkpoint
 
 RUNS_ROOT = Path("runs")
 
@@ -44,18 +48,64 @@ WEIGHTS = ("last", "ema")  # checkpoint.pt, or the EMA average (train.ema) in em
 def load_run(run_dir: Path | str, device: str = "auto", weights: str = "last") -> LoadedRun:
     run_dir = Path(run_dir)
     if weights not in WEIGHTS:
-        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
-    if not (run_dir / "spec.yaml").is_file():
+        raise CheckpointError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    if not (run_dir / SPEC).is_file():
         raise CheckpointError(f"{run_dir} is not a babysit run (no spec.yaml); "
                               "give the directory that `babysit train` wrote")
-    spec = load_spec(run_dir / "spec.yaml")
+    spec = load_spec(run_dir / SPEC)
     dev = select_device(device)
-    if weights == "ema" and not (run_dir / EMA_FILE).is_file():
-        raise CheckpointError(f"{run_dir} has no {EMA_FILE}; train it with train.ema (e.g. --set "
+    if weights == "ema" and not (run_dir / EMA).is_file():
+        raise CheckpointError(f"{run_dir} has no {EMA}; train it with train.ema (e.g. --set "
                               "'train.ema={decay: 0.999}') or use --weights last")
-    state = load_checkpoint(run_dir / (CHECKPOINT if weights == "last" else EMA_FILE), map_location=dev)
+    state = load_checkpoint(run_dir / (CHECKPOINT if weights == "last" else EMA), map_location=dev)
     data = build_data(spec.data)
     model = build_model(spec, data, init=False).to(dev)
     model.load_state_dict(state["model"])
     model.eval()
     return LoadedRun(spec, data, model, state["step"])
+
+
+def member_dirs(paths: Sequence[Path | str]) -> list[Path]:
+    """Each path is a run (it has spec.yaml) or a folder of runs (e.g. `train --seeds`' parent)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if (p / SPEC).is_file():
+            out.append(p)
+            continue
+        children = sorted(c for c in p.iterdir() if (c / SPEC).is_file()) if p.is_dir() else []
+        if not children:
+            raise CheckpointError(f"{p} is neither a babysit run (no spec.yaml) nor a folder of runs; "
+                                  "give run directories written by `babysit train`")
+        out.extend(children)
+    return out
+
+
+def _data_fields(spec) -> dict:
+    return spec.data.model_dump(mode="json")
+
+
+def check_same_data(runs: Sequence, names: Sequence[str], split: str) -> None:
+    """Averaging probabilities only means something over the same examples and classes: compare
+    the classes and the evaluated split itself, and name the spec fields that differ."""
+    first, first_name = runs[0], names[0]
+    ref = first.data.splits()[split]
+    for run, name in zip(runs[1:], names[1:]):
+        part = run.data.splits()[split]
+        same = (run.data.num_classes == first.data.num_classes and part.x.shape == ref.x.shape
+                and torch.equal(part.y.cpu(), ref.y.cpu()) and torch.equal(part.x.cpu(), ref.x.cpu()))
+        if not same:
+            a, b = _data_fields(first.spec), _data_fields(run.spec)
+            diff = ", ".join(f"data.{k}: {a[k]!r} vs {b[k]!r}" for k in a if a.get(k) != b.get(k))
+            raise DataError(f"cannot ensemble {first_name} and {name}: they were trained on different data "
+                            f"({first.data.num_classes} vs {run.data.num_classes} classes, "
+                            f"{len(ref)} vs {len(part)} {split} examples; {diff or 'same data spec'}). "
+                            "Ensemble only runs of the same data and classes")
+
+
+def summary_line(summary: dict) -> str:
+    """The line `babysit train` prints for a finished run (and `stopped: ...` when it stopped early)."""
+    acc = f"  val acc {summary['val_acc']:.3f}" if summary.get("val_acc") is not None else ""
+    line = (f"train loss {summary['train_loss']:.4f}  val loss {summary['val_loss']:.4f}{acc}  "
+            f"({summary['steps']} steps, {summary['wall_s']:.1f} s, {summary['steps_per_s']:.0f} steps/s, "
+            f"{summary['device']})")
+    return line + (f"\nstopped: {summary['stopped']}" if summary.get("stopped") else "")

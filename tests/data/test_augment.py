@@ -3,11 +3,14 @@ independence across a batch, reproducibility under a seed, and training-only use
 import pytest
 import torch
 
-from babysit import Trainer, load_spec
+from babysit import build_trainer, load_spec
 from babysit.data import DataError
 from babysit.data.augment import OPS, AugmentedSampler, Pipeline
-from babysit.spec import CropAug, HFlipAug, JitterAug, PCAColorAug, ResizedCropAug
 from babysit.train.evaluate import evaluate
+
+# each op's parameters come with the op
+HFlipAug, CropAug, ResizedCropAug, JitterAug, PCAColorAug = (
+    OPS[n].Params for n in ("hflip", "crop", "resized_crop", "jitter", "pca_color"))
 
 
 def images(n=64, c=1, h=8, w=8, seed=0):
@@ -125,7 +128,7 @@ def test_training_batches_are_augmented_evaluation_is_not(tmp_path):
     spec = load_spec("digits-cnn", ["train.steps=20", "train.eval_every=20", "train.log_every=10",
                                     "train.checkpoint_every=20", "watch.enabled=false",
                                     "data.augment=[{name: crop, padding: 1}, {name: jitter}]"])
-    trainer = Trainer(spec, tmp_path / "run", progress=False)
+    trainer = build_trainer(spec, tmp_path / "run", progress=False)
     assert isinstance(trainer.sampler, AugmentedSampler)
     state = trainer.sampler.state_dict()
     x_aug, y = trainer.sampler.next()
@@ -142,10 +145,10 @@ def test_training_batches_are_augmented_evaluation_is_not(tmp_path):
 def test_resume_with_augmentation_is_exact(tmp_path):
     over = ["train.eval_every=10", "train.log_every=10", "train.checkpoint_every=10", "watch.enabled=false",
             "data.augment=[{name: crop, padding: 1}, {name: jitter}]"]
-    straight = Trainer(load_spec("digits-cnn", ["train.steps=30", *over]), tmp_path / "a", progress=False)
+    straight = build_trainer(load_spec("digits-cnn", ["train.steps=30", *over]), tmp_path / "a", progress=False)
     straight.fit()
-    Trainer(load_spec("digits-cnn", ["train.steps=10", *over]), tmp_path / "b", progress=False).fit()
-    resumed = Trainer(load_spec("digits-cnn", ["train.steps=30", *over]), tmp_path / "b", progress=False,
+    build_trainer(load_spec("digits-cnn", ["train.steps=10", *over]), tmp_path / "b", progress=False).fit()
+    resumed = build_trainer(load_spec("digits-cnn", ["train.steps=30", *over]), tmp_path / "b", progress=False,
                       resume=True)
     resumed.fit()
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):

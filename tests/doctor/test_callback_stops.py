@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 import babysit
-from babysit.doctor.callback import FINDINGS, DoctorCallback
+from babysit.doctor.callback import DoctorCallback
+from babysit.layout import FINDINGS
 from babysit.doctor.diagnose import STOP_RULES, diagnose
 from babysit.doctor.view import RunView
 
@@ -24,10 +25,10 @@ def _found(run):
 
 def test_a_resumed_run_gets_the_same_findings_as_a_fresh_one(tmp_path):
     fresh, resumed = tmp_path / "fresh", tmp_path / "resumed"
-    babysit.Trainer(babysit.load_spec("makemore-original", SMALL + ["train.steps=300"]), fresh, progress=False).fit()
-    babysit.Trainer(babysit.load_spec("makemore-original", SMALL + ["train.steps=200"]), resumed,
+    babysit.build_trainer(babysit.load_spec("makemore-original", SMALL + ["train.steps=300"]), fresh, progress=False).fit()
+    babysit.build_trainer(babysit.load_spec("makemore-original", SMALL + ["train.steps=200"]), resumed,
                     progress=False).fit()
-    babysit.Trainer(babysit.load_spec("makemore-original", SMALL + ["train.steps=300"]), resumed, progress=False,
+    babysit.build_trainer(babysit.load_spec("makemore-original", SMALL + ["train.steps=300"]), resumed, progress=False,
                     resume=True).fit()
     assert ("init-loss-high", "out") in _found(fresh)  # MM3's original net starts at ~8x ln(27)
     assert _found(resumed) == _found(fresh)
@@ -38,7 +39,7 @@ def test_loss_diverged_stops_a_run_without_a_watch(tmp_path):
                                                   "train.eval_every=200", "train.log_every=2",
                                                   "train.checkpoint_every=400", "model.hidden=[32]",
                                                   "optim.lr=50", "watch.enabled=false"])
-    summary = babysit.Trainer(spec, tmp_path / "run", progress=False).fit()
+    summary = babysit.build_trainer(spec, tmp_path / "run", progress=False).fit()
     assert summary["steps"] < 400 and "loss-diverged" in summary["stopped"]
     codes = [c for c, _ in _found(tmp_path / "run")]
     assert "loss-diverged" in codes
@@ -53,7 +54,7 @@ def _stop_step(losses, log_every):
     """Feed `losses` through a Watch; the step at which the incremental stop rules stop, and the
     step at which a full rescan of everything seen so far first gives an error."""
     watch = babysit.Watch(nn.Sequential(nn.Tanh()), every=10 ** 9, flush_every=1 << 62)
-    cb, tr, full_at, evidence = DoctorCallback(preflight=()), _Trainer(watch), None, None
+    cb, tr, full_at, evidence = DoctorCallback(), _Trainer(watch), None, None
     for i, x in enumerate(losses, 1):
         watch.step(torch.tensor(x))
         if i % log_every == 0 or i == len(losses):
@@ -90,7 +91,7 @@ def test_incremental_stop_rules_stop_where_a_full_rescan_does(seed):
 def test_stop_rules_read_only_the_new_window():
     """O(window) per flush: steps already checked are not read again (a full rescan read all)."""
     watch = babysit.Watch(nn.Sequential(nn.Tanh()), every=10 ** 9, flush_every=1 << 62)
-    cb, tr = DoctorCallback(preflight=()), _Trainer(watch)
+    cb, tr = DoctorCallback(), _Trainer(watch)
     for i in range(1, 201):
         watch.step(torch.tensor(3.0))
     cb.on_log(tr, 200, {"train_loss": 3.0})

@@ -6,7 +6,7 @@ import pytest
 
 from babysit.doctor import RULES, Finding
 from babysit.doctor.fixes import FIXES
-from babysit.doctor.repair import plan_fixes
+from babysit.doctor.fixes import plan_fixes
 from babysit.spec import load_spec
 
 DESIGN = Path("/work/shared/DESIGN.md")

@@ -24,7 +24,7 @@ def _key(findings):
 def test_watch_findings_match_the_trainers(tmp_path):
     spec = _spec()
     data = build_data(spec.data)
-    trainer = babysit.Trainer(spec, tmp_path / "run", progress=False, data=data)
+    trainer = babysit.build_trainer(spec, tmp_path / "run", progress=False, data=data)
     trainer.fit()
     doctor = next(cb for cb in trainer.callbacks if type(cb).__name__ == "DoctorCallback")
     from_trainer = _key(doctor.findings)
@@ -56,7 +56,7 @@ def test_findings_json_is_written_and_a_divergent_run_stops_on_the_error(tmp_pat
     spec = babysit.load_spec("digits-mlp", ["train.steps=400", "train.eval_every=100", "train.log_every=5",
                                             "train.checkpoint_every=5", "optim.name=sgd", "optim.lr=1.0",
                                             "optim.momentum=0.5", "model.dropout=0"])
-    summary = babysit.Trainer(spec, tmp_path / "run", progress=False).fit()
+    summary = babysit.build_trainer(spec, tmp_path / "run", progress=False).fit()
     saved = json.loads((tmp_path / "run" / "findings.json").read_text())
     assert summary["stopped"] and summary["steps"] < 400
     errors = {f["code"] for f in saved["findings"] if f["severity"] == "error"}

@@ -7,7 +7,7 @@ import babysit
 from babysit.cli import main
 from babysit.data import build_data
 from babysit.doctor import RULES
-from babysit.doctor.repair import train_with_repairs
+from babysit.repair import train_with_repairs
 from babysit.spec import spec_from_dict
 
 SHORT = ["train.steps=300", "schedule.milestones=[150]", "train.eval_every=150", "train.log_every=50",
@@ -64,7 +64,7 @@ def test_a_standardize_fix_takes_effect_with_data_passed_in(tmp_path):
 
 def test_doctor_falls_back_to_the_record_when_the_data_file_moved(tmp_path):
     path = _raw_arrays(tmp_path / "raw.npz")
-    babysit.Trainer(_arrays_spec(path), tmp_path / "run", progress=False).fit()
+    babysit.build_trainer(_arrays_spec(path), tmp_path / "run", progress=False).fit()
     path.rename(tmp_path / "moved.npz")
     r = CliRunner().invoke(main, ["doctor", str(tmp_path / "run")])
     assert r.exit_code == 0, r.output

@@ -3,7 +3,8 @@
 import json
 
 import babysit
-from babysit.doctor.repair import REPAIRS, _checkpoint_start, train_with_repairs
+from babysit.layout import REPAIRS
+from babysit.repair import _checkpoint_start, train_with_repairs
 from babysit.watch.record import read_events
 
 # lr 20 reached by a 300-step linear warm-up: the loss stays sane for ~70 steps, then passes 3x

@@ -10,7 +10,7 @@ from babysit.models import build_model
 from babysit.nn.preprocess import FITS, Preprocess
 from babysit.runs import load_run
 from babysit.spec import load_spec
-from babysit.train import Trainer
+from babysit.session import build_trainer
 
 WHITE_TOL = 1e-3  # whitened covariance vs identity; the eps of 1e-5 alone moves it by ~1e-5
 
@@ -122,8 +122,8 @@ def test_errors_name_the_key_value_and_choices():
         Preprocess.fit(correlated(), "pca", components=9)
     with pytest.raises(ValueError, match=r"'channel-mean' needs image inputs \(C, H, W\).*\(6,\)"):
         Preprocess.fit(correlated(), "channel-mean")
-    with pytest.raises(ValueError, match="one of none, center, mean-image, channel-mean, standardize, "
-                                         "pca, pca-whiten, zca, got 'pcaa'"):
+    with pytest.raises(ValueError, match="unknown data.preprocess kind 'pcaa'; valid: center, mean-image, "
+                                         "channel-mean, standardize, pca, pca-whiten, zca"):
         Preprocess.fit(correlated(), "pcaa")
     with pytest.raises(ValueError, match=r"covariance of all 9000 input features, above the 8192"):
         Preprocess.fit(torch.zeros(3, 9000), "zca")
@@ -172,7 +172,7 @@ def test_preprocessing_buffers_survive_a_checkpoint_round_trip(tmp_path, kind, k
     over = [f"data.preprocess={kind}", "train.steps=30", "train.eval_every=30", "train.checkpoint_every=30",
             "watch.enabled=false"] + ([f"data.pca_components={k}"] if k else [])
     spec = load_spec("digits-mlp", over)
-    trainer = Trainer(spec, tmp_path / "run", progress=False)
+    trainer = build_trainer(spec, tmp_path / "run", progress=False)
     trainer.fit()
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["model"]
     assert any(key.startswith("prep.") for key in state)

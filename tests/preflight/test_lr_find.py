@@ -6,7 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from babysit.cli import main
-from babysit.preflight.lr_find import DIVERGED, lr_range_test
+from babysit.errors import TrainingError
+from babysit.preflight.lr_find import lr_range_test
+from babysit.reference import DIVERGE_FACTOR as DIVERGED
 from babysit.spec import load_spec
 
 
@@ -33,9 +35,9 @@ def test_suggestion_lies_in_the_falling_range_and_near_adams_default(digits_swee
 
 
 def test_lbfgs_and_bad_bounds_are_rejected():
-    with pytest.raises(ValueError, match="first-order optimizer"):
+    with pytest.raises(TrainingError, match="first-order optimizer"):
         lr_range_test(load_spec("digits-mlp", ["optim.name=lbfgs", "train.batch_size=full", "optim.weight_decay=0"]))
-    with pytest.raises(ValueError, match="0 < start < end.*start=1.0, end=0.1"):
+    with pytest.raises(TrainingError, match="0 < start < end.*start=1.0, end=0.1"):
         lr_range_test(load_spec("digits-mlp"), start=1.0, end=0.1)
 
 
@@ -69,3 +71,12 @@ def test_a_sweep_that_never_blows_up_says_to_widen_it():
     assert result.stopped_at is None
     assert "never blew up below lr 0.001" in str(result) and "--end" in str(result)
     assert "never blew up" not in str(lr_range_test(load_spec("digits-mlp"), steps=200))
+
+
+def test_the_lr_range_check_skips_lbfgs_instead_of_failing_the_checklist():
+    from babysit.preflight.lr_find import check_lr_range
+    from babysit.preflight.setup import setup_from_spec
+
+    spec = load_spec("digits-mlp", ["optim.name=lbfgs", "train.batch_size=full", "optim.weight_decay=0"])
+    result = check_lr_range(setup_from_spec(spec))
+    assert result.status == "skip" and "line search" in result.advice

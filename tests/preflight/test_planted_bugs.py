@@ -11,7 +11,7 @@ from babysit.preflight.module_gradcheck import check_gradients
 from babysit.preflight.regularization import check_regularization
 from babysit.preflight.setup import setup_from_spec, setup_from_user
 from babysit.spec import load_spec
-from babysit.train.penalties import REGULARIZERS, l2
+from babysit.penalties import REGULARIZERS, l2
 from planted import WrongTanh
 
 
@@ -76,10 +76,11 @@ def _forgotten_l2(model):
 
 @pytest.fixture
 def planted_regularizers():
-    REGULARIZERS.update(detached=_detached_l2, forgotten=_forgotten_l2)
+    REGULARIZERS.register("detached", _detached_l2)
+    REGULARIZERS.register("forgotten", _forgotten_l2)
     yield
     for name in ("detached", "forgotten"):
-        REGULARIZERS.pop(name)
+        REGULARIZERS.unregister(name)
 
 
 @pytest.mark.parametrize("name,status,says", [("forgotten", "fail", "does not reach the loss"),

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from babysit import Trainer, load_spec
+from babysit import build_trainer, load_spec
 from babysit.cli import main
 from babysit.watch.table import COLUMNS, WatchRecord
 
@@ -17,7 +17,7 @@ def run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     spec = load_spec("makemore-deep", ["train.steps=400", "schedule.milestones=[300]", "train.eval_every=100",
                                        "watch.every=50", "model.hidden=[32,32,32]"])
-    Trainer(spec, run_dir, progress=False).fit()
+    build_trainer(spec, run_dir, progress=False).fit()
     return run_dir
 
 
@@ -63,7 +63,7 @@ def test_tensorboard_export_reads_back(run, tmp_path):
 
 def test_stats_on_a_run_without_watch_says_so(tmp_path):
     spec = load_spec("digits-mlp", ["train.steps=20", "watch.enabled=false"])
-    Trainer(spec, tmp_path, progress=False).fit()
+    build_trainer(spec, tmp_path, progress=False).fit()
     result = CliRunner().invoke(main, ["stats", str(tmp_path)])
     assert result.exit_code == 1 and "watch.enabled: false" in result.output
     plots = CliRunner().invoke(main, ["plot", str(tmp_path)]).output  # loss and accuracy still drawn

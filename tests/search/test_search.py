@@ -148,19 +148,19 @@ def test_two_workers_share_one_storage_without_duplicating_a_trial(tmp_path):
 
 
 def test_a_trial_that_raises_is_failed_and_rerun_with_its_values(tmp_path, monkeypatch):
-    import babysit.search.runner as runner
+    import babysit.session as session
 
     spec = load_spec(write_spec(tmp_path, [{"trials": 3, "steps": 30}]))
-    real = runner.Trainer
+    real = session.Trainer
 
     class Interrupted(real):
         def fit(self):
             raise KeyboardInterrupt  # as if Ctrl-C hit the first trial
 
-    monkeypatch.setattr(runner, "Trainer", Interrupted)
+    monkeypatch.setattr(session, "Trainer", Interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_search(spec, tmp_path / "s", echo=lambda m: None)
-    monkeypatch.setattr(runner, "Trainer", real)
+    monkeypatch.setattr(session, "Trainer", real)
     result = run_search(spec, tmp_path / "s", echo=lambda m: None)
     states = Counter(r.state for r in result.rows)
     assert states["FAIL"] == 1 and states["COMPLETE"] + states["PRUNED"] == 3 and len(result.rows) == 4
@@ -169,20 +169,20 @@ def test_a_trial_that_raises_is_failed_and_rerun_with_its_values(tmp_path, monke
 
 
 def test_trials_that_raise_are_failed_with_their_reason_and_the_search_goes_on(tmp_path):
-    """A sampled value that no model can be built with (names data without an embedding) fails
-    its own trials only; resuming does not run them again."""
+    """A sampled value that gives a valid spec but no data (a names file that is not there)
+    fails its own trials only; resuming does not run them again."""
+    missing = str(tmp_path / "no-such-names.txt")
     spec = load_spec(write_spec(tmp_path, [{"steps": 30}], sampler="grid", grid_points=2,
                                 params={"optim.lr": {"type": "log_uniform", "low": 0.05, "high": 0.2},
-                                        "model.embed_dim": {"type": "categorical", "choices": [None, 4]}}))
+                                        "data.path": {"type": "categorical", "choices": [missing, None]}}))
     result = run_search(spec, tmp_path / "s", echo=lambda m: None)
     assert len(result.rows) == 4
     failed = [r for r in result.rows if r.state == "FAIL"]
     assert sorted(r.params["optim.lr"] for r in failed) == pytest.approx([0.05, 0.2])
-    assert all(r.params["model.embed_dim"] is None for r in failed)
-    assert all(r.state in ("COMPLETE", "PRUNED") for r in result.rows if r.params["model.embed_dim"] == 4)
-    assert all(r.note == "failed: ValueError: model.embed_dim is required for character (names) data"
-               for r in failed)
-    assert result.best is not None and result.best.params["model.embed_dim"] == 4
+    assert all(r.params["data.path"] == missing for r in failed)
+    assert all(r.state in ("COMPLETE", "PRUNED") for r in result.rows if r.params["data.path"] is None)
+    assert all(r.note.startswith(f"failed: DataError: cannot read names file {missing}") for r in failed)
+    assert result.best is not None and result.best.params["data.path"] is None
     ts = trials(tmp_path / "s")
     assert all(FAILED in t.user_attrs and not t.system_attrs.get("failed_trial") for t in ts
                if t.state == TrialState.FAIL)  # failed, not queued again
@@ -191,7 +191,7 @@ def test_trials_that_raise_are_failed_with_their_reason_and_the_search_goes_on(t
     console = Console(width=250, record=True)
     console.print(trials_table(result))
     shown = console.export_text()
-    assert shown.count("failed: ValueError: model.embed_dim is required") == 2
+    assert shown.count("failed: DataError: cannot read names file") == 2
     again = run_search(spec, tmp_path / "s", echo=lambda m: None)  # resume: nothing runs again
     assert len(again.rows) == 4 and len(trials(tmp_path / "s")) == 4
 
@@ -236,7 +236,9 @@ def test_a_worker_whose_trial_is_failed_while_it_trains_goes_on(tmp_path, monkey
     study.set_user_attr("stage0", {"space": {k: v.model_dump() for k, v in spec.search.params.items()}})
     for _ in range(2):
         study.enqueue_trial({}, user_attrs={"stage": 0})
-    real = runner.Trainer
+    import babysit.session as session
+
+    real = session.Trainer
 
     class FailedElsewhere(real):
         def fit(self):
@@ -244,7 +246,7 @@ def test_a_worker_whose_trial_is_failed_while_it_trains_goes_on(tmp_path, monkey
                 study._storage.set_trial_state_values(study.trials[0]._trial_id, TrialState.FAIL)
             return super().fit()
 
-    monkeypatch.setattr(runner, "Trainer", FailedElsewhere)
+    monkeypatch.setattr(session, "Trainer", FailedElsewhere)
     runner.Worker(study, spec, tmp_path / "s").work(until_idle=True, coordinator=False)
     first, second = study.get_trials(deepcopy=False)
     assert first.state == TrialState.FAIL and second.state in (TrialState.COMPLETE, TrialState.PRUNED)
@@ -252,13 +254,13 @@ def test_a_worker_whose_trial_is_failed_while_it_trains_goes_on(tmp_path, monkey
 
 def test_a_trial_scales_an_epoch_counted_warm_up_to_its_stage(tmp_path):
     from babysit.data import build_data
-    from babysit.train.trainer import Trainer
+    from babysit.session import build_trainer
 
     spec = load_spec(write_spec(tmp_path, [{"trials": 1, "steps": 100}]),
                      ["train.steps=null", "train.epochs=2", "schedule.warmup_steps=2000", "schedule.milestones=[6000]"])
     data = build_data(spec.data)
     per_epoch = runner.steps_per_epoch(spec, data)
-    assert 2 * per_epoch == Trainer(spec, tmp_path / "run", progress=False, data=data).total_steps
+    assert 2 * per_epoch == build_trainer(spec, tmp_path / "run", progress=False, data=data).total_steps
     ts = runner.trial_spec(spec, {}, 100, "t", per_epoch)
     # the base warms up for 2000 of its 2 x 5707 steps (17.5%); the trial for as large a share of 100
     assert ts.schedule.warmup_steps == int(2000 * 100 / (2 * per_epoch)) == 17

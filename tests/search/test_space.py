@@ -2,7 +2,7 @@
 import pytest
 
 from babysit.search.driver import check_space, resolve_search
-from babysit.search.space import SearchSpec
+from babysit.spec import SearchSpec
 from babysit.spec import SpecError, load_spec, spec_from_dict
 
 LR = {"type": "log_uniform", "low": 1e-3, "high": 1.0}

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from babysit.search.space import ParamSpec
+from babysit.spec import ParamSpec
 from babysit.search.stages import EDGE_FRACTION, MIN_WIDTH_FRACTION, PAD_FRACTION, narrow
 
 LR = ParamSpec(type="log_uniform", low=1e-4, high=1.0)  # four decades

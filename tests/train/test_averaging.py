@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from babysit import Callback
 from babysit.cli import main
 from babysit.runs import load_run
-from babysit.train import Trainer
+from babysit.session import build_trainer
 from babysit.train.evaluate import evaluate
 
 
@@ -24,7 +24,7 @@ class Record(Callback):
 def test_ema_is_the_exponential_average_of_the_weights(tmp_path, digits_spec):
     decay = 0.8
     rec = Record()
-    summary = Trainer(digits_spec(f"train.ema={{decay: {decay}}}", steps=6), tmp_path, callbacks=[rec],
+    summary = build_trainer(digits_spec(f"train.ema={{decay: {decay}}}", steps=6), tmp_path, callbacks=[rec],
                       progress=False).fit()
     ema = torch.load(tmp_path / "ema.pt", weights_only=True)["model"]
     for name in rec.params[0]:
@@ -38,7 +38,7 @@ def test_ema_is_the_exponential_average_of_the_weights(tmp_path, digits_spec):
 
 def test_bn_statistics_are_recomputed_for_the_averaged_model(tmp_path, digits_spec):
     spec = digits_spec("train.ema={decay: 0.95}", "model.batchnorm=true", "model.dropout=0", steps=80)
-    summary = Trainer(spec, tmp_path, progress=False).fit()
+    summary = build_trainer(spec, tmp_path, progress=False).fit()
     raw, ema = load_run(tmp_path), load_run(tmp_path, weights="ema")
     assert not torch.allclose(raw.model.bn1.running_mean, ema.model.bn1.running_mean, atol=1e-3)
     # A fresh pass: bn1 sees fc1's output over the whole train split.
@@ -58,7 +58,7 @@ def test_bn_statistics_are_recomputed_for_the_averaged_model(tmp_path, digits_sp
 
 
 def test_weights_ema_without_ema_is_a_clear_error(tmp_path, digits_spec):
-    Trainer(digits_spec(steps=10), tmp_path, progress=False).fit()
+    build_trainer(digits_spec(steps=10), tmp_path, progress=False).fit()
     out = CliRunner().invoke(main, ["eval", str(tmp_path), "--weights", "ema"])
     assert out.exit_code == 1 and "no ema.pt" in out.output and "train.ema" in out.output
 
@@ -74,14 +74,14 @@ def test_decay_must_lie_in_the_open_unit_interval(digits_spec, decay):
 def test_a_resumed_run_goes_on_averaging_where_it_stopped(tmp_path, digits_spec):
     """The average lives in checkpoint.pt, so 20 steps + resume to 40 equals 40 straight steps."""
     from babysit.data import build_data
-    from babysit.train import Trainer
+    from babysit.session import build_trainer
 
     base = ["train.ema={decay: 0.9}", "train.checkpoint_every=20", "train.eval_every=20", "watch.enabled=false"]
     spec = digits_spec(*base, steps=40)
     data = build_data(spec.data)
-    Trainer(spec, tmp_path / "full", progress=False, data=data).fit()
-    Trainer(digits_spec(*base, steps=20), tmp_path / "split", progress=False, data=data).fit()
-    Trainer(spec, tmp_path / "split", progress=False, data=data, resume=True).fit()
+    build_trainer(spec, tmp_path / "full", progress=False, data=data).fit()
+    build_trainer(digits_spec(*base, steps=20), tmp_path / "split", progress=False, data=data).fit()
+    build_trainer(spec, tmp_path / "split", progress=False, data=data, resume=True).fit()
     full = torch.load(tmp_path / "full" / "ema.pt")["model"]
     resumed = torch.load(tmp_path / "split" / "ema.pt")["model"]
     assert all(torch.equal(full[k], resumed[k]) for k in full)

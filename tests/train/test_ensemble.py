@@ -11,10 +11,9 @@ from torch import nn
 from babysit.cli import main
 from babysit.data import Split
 from babysit.runs import load_run
-from babysit.train import Trainer
-from babysit.train.ensemble import ensemble_log_probs, evaluate_ensemble
-from babysit.train.evaluate import evaluate
-from babysit.train.seeds import train_members
+from babysit.seeds import train_members
+from babysit.session import build_trainer
+from babysit.train.evaluate import average_log_probs, evaluate, member_log_probs
 from babysit.train.trainer import build_start
 
 
@@ -32,22 +31,22 @@ def test_probabilities_are_averaged_not_logits():
     # (20/3 > 4/3), averaging probabilities picks 1 ((1 + 2 * 0.119) / 3 = 0.413 < 0.587).
     models = [_fixed([20.0, 0.0]), _fixed([0.0, 2.0]), _fixed([0.0, 2.0])]
     x = torch.zeros(4, 1)
-    probs = ensemble_log_probs(models, x).exp()
+    probs = average_log_probs(member_log_probs(models, x)).exp()
     with torch.no_grad():
         manual = torch.stack([torch.softmax(m(x), 1) for m in models]).mean(0)
         logit_mean = torch.stack([m(x) for m in models]).mean(0)
     assert torch.allclose(probs, manual, atol=1e-6)
     assert probs[0, 1].item() == pytest.approx((2 * math.exp(2) / (1 + math.exp(2))) / 3, abs=1e-4)
     assert logit_mean.argmax(1).tolist() == [0] * 4 and probs.argmax(1).tolist() == [1] * 4
-    r = evaluate_ensemble(models, Split(x, torch.tensor([1, 1, 0, 1])))
+    r = evaluate(models, Split(x, torch.tensor([1, 1, 0, 1])))
     assert r["acc"] == 0.75 and r["member_acc"] == [0.25, 0.75, 0.75]
     assert r["loss"] == pytest.approx(-(3 * math.log(manual[0, 1]) + math.log(manual[0, 0])) / 4, rel=1e-5)
 
 
 def test_one_member_ensemble_is_the_member(digits_spec):
     _, data, model = build_start(digits_spec())
-    single, ens = evaluate(model, data.val), evaluate_ensemble([model], data.val)
-    assert ens["loss"] == pytest.approx(single["loss"], rel=1e-5) and ens["acc"] == single["acc"]
+    single, ens = evaluate(model, data.val), evaluate([model], data.val)
+    assert ens["loss"] == single["loss"] and ens["acc"] == single["acc"] and ens["member_acc"] == [single["acc"]]
 
 
 def test_seeds_train_different_members_and_their_ensemble(tmp_path, digits_spec):
@@ -58,7 +57,7 @@ def test_seeds_train_different_members_and_their_ensemble(tmp_path, digits_spec)
     assert [r.spec.seed for r in runs] == [3, 4, 5]
     w = [r.model.fc1.weight for r in runs]
     assert not torch.allclose(w[0], w[1]) and not torch.allclose(w[1], w[2])
-    again = evaluate_ensemble([r.model for r in runs], runs[0].data.test)
+    again = evaluate([r.model for r in runs], runs[0].data.test)
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["test_acc"] == pytest.approx(again["acc"]) and on_disk["test_loss"] == pytest.approx(again["loss"])
     assert on_disk["mean_member_val_acc"] == pytest.approx(
@@ -71,7 +70,7 @@ def test_seeds_train_different_members_and_their_ensemble(tmp_path, digits_spec)
 
 def test_runs_of_different_classes_are_refused(tmp_path, digits_spec):
     for name, classes in (("a", "[0,1,2]"), ("b", "[0,1,2,3]")):
-        Trainer(digits_spec(f"data.classes={classes}", steps=20), tmp_path / name, progress=False).fit()
+        build_trainer(digits_spec(f"data.classes={classes}", steps=20), tmp_path / name, progress=False).fit()
     out = CliRunner().invoke(main, ["ensemble", str(tmp_path / "a"), str(tmp_path / "b")])
     assert out.exit_code == 1
     assert "different data" in out.output and "3 vs 4 classes" in out.output and "data.classes" in out.output

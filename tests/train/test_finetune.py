@@ -7,9 +7,10 @@ import torch
 from babysit import Callback
 from babysit.data import Split, build_data
 from babysit.spec import load_spec
-from babysit.train import Trainer, TrainingError
+from babysit.errors import TrainingError
+from babysit.session import build_trainer
 from babysit.train.evaluate import evaluate
-from babysit.train.finetune import build_finetune, is_head
+from babysit.finetune import build_finetune, is_head
 
 FAST = ["train.eval_every=100000", "train.log_every=100", "train.checkpoint_every=100000", "watch.enabled=false"]
 
@@ -26,7 +27,7 @@ class Snap(Callback):
 @pytest.fixture
 def source(tmp_path, digits_spec):
     run = tmp_path / "source"
-    Trainer(digits_spec("data.classes=[0,1,2,3,4]", "model.batchnorm=true", steps=60), run, progress=False).fit()
+    build_trainer(digits_spec("data.classes=[0,1,2,3,4]", "model.batchnorm=true", steps=60), run, progress=False).fit()
     return run
 
 
@@ -78,7 +79,7 @@ TRANSFER_MARGIN = 0.01  # mean gain required: half the gain measured above
 
 
 def test_pretraining_on_0_to_4_helps_on_few_examples_of_5_to_9(tmp_path):
-    Trainer(load_spec("digits-cnn", ["data.classes=[0,1,2,3,4]", "train.steps=200", *FAST]),  # preset lr 1e-3
+    build_trainer(load_spec("digits-cnn", ["data.classes=[0,1,2,3,4]", "train.steps=200", *FAST]),  # preset lr 1e-3
             tmp_path / "source", progress=False).fit()
     fine, scratch = [], []
     for seed in range(TRANSFER_SEEDS):
@@ -91,7 +92,7 @@ def test_pretraining_on_0_to_4_helps_on_few_examples_of_5_to_9(tmp_path):
         test = Split(torch.cat([data.val.x, data.test.x, held_out.x]), torch.cat([data.val.y, data.test.y, held_out.y]))
         ft = build_finetune(tmp_path / "source", spec, tmp_path / f"ft{seed}", progress=False, data=data)
         ft.fit()
-        sc = Trainer(spec, tmp_path / f"scratch{seed}", progress=False, data=data)
+        sc = build_trainer(spec, tmp_path / f"scratch{seed}", progress=False, data=data)
         sc.fit()
         fine.append(evaluate(ft.model, test)["acc"])
         scratch.append(evaluate(sc.model, test)["acc"])
@@ -100,21 +101,21 @@ def test_pretraining_on_0_to_4_helps_on_few_examples_of_5_to_9(tmp_path):
     assert mean_ft > mean_sc + TRANSFER_MARGIN, (fine, scratch)
 
 
-def test_split_groups_start_from_the_base_lr_even_after_a_warm_up_scaled_it():
-    """The Trainer's schedule has already scaled each group's lr for its warm-up when finetune
-    splits the optimizer: the split must start from the base lr, not the scaled one."""
-    from babysit.spec import load_spec
-    from babysit.train.finetune import split_optimizer
+def test_body_and_head_groups_warm_up_to_their_own_lr():
+    """Per-parameter lr factors are part of the optimizer from the start, so a warm-up scales
+    each group from its own lr (body x factor, head x 1) and ends there."""
+    from babysit.finetune import is_head
     from babysit.train.optim import Schedule, build_optimizer
 
     spec = load_spec("digits-mlp", ["schedule.warmup_steps=4", "optim.lr=0.1"])
     model = torch.nn.Sequential(torch.nn.Linear(3, 3))
     model.out = torch.nn.Linear(3, 2)
-    opt = build_optimizer(model, spec.optim)
-    Schedule(opt, spec.schedule, 100)  # scales lr to 0.1 / 5 for the first warm-up step
-    split = split_optimizer(opt, {id(p) for p in model[0].parameters()}, 0.1)
-    schedule = Schedule(split, spec.schedule, 100)
+    opt = build_optimizer(model, spec.optim, lambda name: 1.0 if is_head(name) else 0.1)
+    schedule = Schedule(opt, spec.schedule, 100)
+    lr = {id(p): g for g in opt.param_groups for p in g["params"]}
+    body, head = lr[id(model[0].weight)], lr[id(model.out.weight)]
+    assert (body["lr"], head["lr"]) == pytest.approx((0.01 / 5, 0.1 / 5))  # warm-up's first step: 1/5
     for _ in range(10):
-        split.step()
+        opt.step()
         schedule.step()
-    assert split.param_groups[0]["lr"] == pytest.approx(0.01) and split.param_groups[-1]["lr"] == pytest.approx(0.1)
+    assert (body["lr"], head["lr"]) == pytest.approx((0.01, 0.1))

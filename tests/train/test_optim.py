@@ -66,10 +66,11 @@ def test_constant_schedule_builds_no_scheduler():
 
 def test_weight_decay_skips_biases_and_norm_parameters():
     model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
-    decay, no_decay = param_groups(model, 1e-4, decay_all=False)
+    decay, no_decay = param_groups(model, 1e-4, decay_all=False, lr=0.1)
     assert {p.ndim for p in decay["params"]} == {2} and len(decay["params"]) == 2
     assert len(no_decay["params"]) == 4 and no_decay["weight_decay"] == 0.0
-    assert len(param_groups(model, 1e-4, decay_all=True)) == 1
+    assert len(param_groups(model, 1e-4, decay_all=True, lr=0.1)) == 1
+    assert len(param_groups(model, 0.0, decay_all=False, lr=0.1)) == 1  # no decay: one group
 
 
 @pytest.mark.parametrize("name, cls", [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam),

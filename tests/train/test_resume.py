@@ -10,8 +10,9 @@ import time
 import pytest
 import torch
 
-from babysit import Trainer, load_spec
-from babysit.train.checkpoint import CHECKPOINT, CheckpointError
+from babysit import build_trainer, load_spec
+from babysit.errors import CheckpointError
+from babysit.layout import CHECKPOINT
 from babysit.watch.record import read_events
 
 # Momentum, a step schedule and dropout: optimizer, schedule and RNG state all have to survive.
@@ -54,7 +55,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     assert done.returncode == 0, done.stderr
     resumed = json.loads((killed / "summary.json").read_text())
 
-    straight = Trainer(load_spec(spec_file), tmp_path / "straight", progress=False).fit()
+    straight = build_trainer(load_spec(spec_file), tmp_path / "straight", progress=False).fit()
     assert resumed["steps"] == straight["steps"] == 4000
     assert resumed["train_loss"] == pytest.approx(straight["train_loss"], abs=1e-6)
     assert resumed["val_loss"] == pytest.approx(straight["val_loss"], abs=1e-6)
@@ -70,15 +71,15 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
 
 def test_corrupt_checkpoint_is_reported_and_kept(tmp_path, tiny_names_spec):
     spec = tiny_names_spec(steps=100)
-    Trainer(spec, tmp_path / "run", progress=False).fit()
+    build_trainer(spec, tmp_path / "run", progress=False).fit()
     ckpt = tmp_path / "run" / CHECKPOINT
     ckpt.write_bytes(ckpt.read_bytes()[:200])  # truncated, as by a full disk
     before = ckpt.read_bytes()
     with pytest.raises(CheckpointError, match=r"checkpoint .*checkpoint\.pt is corrupt or truncated"):
-        Trainer(spec, tmp_path / "run", progress=False, resume=True).fit()
+        build_trainer(spec, tmp_path / "run", progress=False, resume=True).fit()
     assert ckpt.read_bytes() == before  # nothing lost or overwritten
 
 
 def test_resume_without_checkpoint_names_the_directory(tmp_path, tiny_names_spec):
     with pytest.raises(CheckpointError, match="no checkpoint at .*nowhere"):
-        Trainer(tiny_names_spec(), tmp_path / "nowhere", progress=False, resume=True).fit()
+        build_trainer(tiny_names_spec(), tmp_path / "nowhere", progress=False, resume=True).fit()

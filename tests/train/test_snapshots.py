@@ -7,7 +7,8 @@ from click.testing import CliRunner
 
 from babysit.cli import main
 from babysit.spec import SpecError
-from babysit.train import Trainer, TrainingError
+from babysit.errors import TrainingError
+from babysit.session import build_trainer
 from babysit.train.snapshots import cycle_ends, snapshot_paths
 from babysit.watch.record import read_events
 
@@ -24,7 +25,7 @@ def test_cycle_ends():
 def test_one_snapshot_per_cycle_at_the_lr_minimum(tmp_path, digits_spec, cycle, mult, warm, count):
     spec = digits_spec(*SNAP, f"schedule.cycle_steps={cycle}", f"schedule.cycle_mult={mult}",
                        f"schedule.warmup_steps={warm}", "train.log_every=1", steps=120)
-    summary = Trainer(spec, tmp_path, progress=False).fit()
+    summary = build_trainer(spec, tmp_path, progress=False).fit()
     paths = snapshot_paths(tmp_path)
     steps = [int(p.stem.split("-")[1]) for p in paths]
     assert len(paths) == count == summary["snapshots"]
@@ -48,4 +49,4 @@ def test_snapshots_need_cosine_restarts(digits_spec):
 def test_no_complete_cycle_is_an_error(tmp_path, digits_spec):
     spec = digits_spec(*SNAP, "schedule.cycle_steps=500", steps=100)
     with pytest.raises(TrainingError, match="no cosine_restarts cycle ends within the run"):
-        Trainer(spec, tmp_path, progress=False).fit()
+        build_trainer(spec, tmp_path, progress=False).fit()

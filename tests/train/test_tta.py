@@ -7,11 +7,12 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from torch import nn
 
-from babysit import Trainer, load_spec
+from babysit import build_trainer, load_spec
 from babysit.cli import main
 from babysit.data import DataError, Split
 from babysit.train.evaluate import evaluate
-from babysit.train.tta import evaluate_tta, fivecrop_views, tencrop_views, tta_probs
+from babysit.train.evaluate import member_log_probs
+from babysit.train.tta import evaluate_tta, fivecrop_views, tencrop_views, tta_views
 
 
 class SumPool(nn.Module):
@@ -48,7 +49,7 @@ def test_tta_averages_probabilities_of_the_views():
     with torch.no_grad():
         expected = (F.softmax(model(x), 1) + F.softmax(model(x.flip(-1)), 1)) / 2
         plain = F.softmax(model(x), 1)
-    got = tta_probs(model, x, "flip")
+    got = member_log_probs([model], x, tta_views("flip"))[0].exp()
     torch.testing.assert_close(got, expected)
     assert (got - plain).abs().max() > 1e-3
     torch.testing.assert_close(got.sum(1), torch.ones(8))
@@ -71,15 +72,15 @@ def test_tencrop_views_are_the_centre_four_corners_and_mirrors():
 def test_tta_needs_images_and_a_known_mode():
     model = nn.Linear(3, 2)
     with pytest.raises(DataError, match=r"--tta flip needs image inputs"):
-        tta_probs(model, torch.rand(4, 3), "flip")
-    with pytest.raises(ValueError, match="tta must be one of flip, tencrop, fivecrop, got 'rotate'"):
-        tta_probs(model, torch.rand(4, 1, 3, 3), "rotate")
+        evaluate_tta(model, Split(torch.rand(4, 3), torch.zeros(4, dtype=torch.long)), "flip")
+    with pytest.raises(ValueError, match="unknown tta mode 'rotate'; valid: flip, tencrop, fivecrop"):
+        tta_views("rotate")
 
 
 def test_eval_cli_tta(tmp_path):
     spec = load_spec("digits-cnn", ["train.steps=40", "train.eval_every=40", "train.checkpoint_every=40",
                                     "watch.enabled=false", "data.augment=[{name: crop, padding: 1}]"])
-    trainer = Trainer(spec, tmp_path / "run", progress=False)
+    trainer = build_trainer(spec, tmp_path / "run", progress=False)
     trainer.fit()
     runner = CliRunner()
     out = {}

@@ -2,7 +2,7 @@
 0.55-0.75 and under 5% saturation (MM3: 0.63-0.65 and 1.7-2.8%); without BatchNorm (gain 5/3)
 the first layer is the most saturated (MM3: ~20% there, ~5% after)."""
 
-from babysit import Trainer, load_spec
+from babysit import build_trainer, load_spec
 from babysit.watch.table import WatchRecord, layer_rows
 
 STEPS = 1000
@@ -11,7 +11,7 @@ STEPS = 1000
 def _rows(tmp_path, *overrides):
     spec = load_spec("makemore-deep", [f"train.steps={STEPS}", "schedule.milestones=[900]",
                                        f"train.eval_every={STEPS}", *overrides])
-    Trainer(spec, tmp_path, progress=False).fit()
+    build_trainer(spec, tmp_path, progress=False).fit()
     record = WatchRecord(tmp_path)
     sample = record.sample_at(STEPS)
     assert sample["step"] == STEPS

@@ -151,7 +151,7 @@ def test_gradient_norm_at_every_step_when_asked():
 
 
 def test_maxout_layers_are_watched_after_the_weights_that_feed_them():
-    from babysit.doctor.rules.activations import _feeding_weights
+    from babysit.doctor import RunView
     from babysit.nn import Maxout
 
     torch.manual_seed(0)
@@ -170,4 +170,4 @@ def test_maxout_layers_are_watched_after_the_weights_that_feed_them():
     order = Watch._module_order(model)
     assert order == [["0.linear", "weights"], ["0", "maxout"], ["1.linear", "weights"], ["1", "maxout"],
                      ["2", "weights"]]
-    assert _feeding_weights(SimpleNamespace(order=order)) == {"0": "0.linear.weight", "1": "1.linear.weight"}
+    assert RunView(order=order).feeding_weights() == {"0": "0.linear.weight", "1": "1.linear.weight"}

@@ -2,7 +2,8 @@
 as batched tensor operations on the device where the batch already lies: no per-example Python,
 no copy to the host. Training batches only; evaluation never sees it.
 
-Each op is a small class registered by name in OPS (the names of `data.augment` in the spec).
+Each op is a small class registered by name in OPS, with its parameters (a `Params` model) beside
+it: the spec's `data.augment` entries are validated against them, so an op is one class here.
 Every random draw comes from the pipeline's own torch.Generator on the data's device, seeded from
 the spec, so a run is reproducible and its generator state goes into the checkpoint for resume.
 torchvision's transforms would do this, but torchvision does not import beside our torch build.
@@ -13,20 +14,30 @@ not label-preserving there; use crop / jitter for digits.
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 
-from babysit.data.base import DataError, Split
+from babysit.data.base import Split
+from babysit.errors import DataError
+from babysit.registry import Registry
+from babysit.schema import Strict
 
 SEED_STREAM = 0x5EED  # xor-ed into the spec's seed: a stream apart from the batch sampler's
 
-OPS: dict[str, type["Augment"]] = {}
+OPS: Registry[type["Augment"]] = Registry("augment op")
 
 
 def register(cls):
-    OPS[cls.name] = cls
+    """Register an op under the name its Params declare (`name: Literal["crop"]`)."""
+    OPS.register(get_args(cls.Params.model_fields["name"].annotation)[0], cls)
     return cls
+
+
+class OpParams(Strict):
+    p: float = Field(0.5, ge=0, le=1, description="probability per example")
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
@@ -38,7 +49,7 @@ class Augment:
     (N, C, H, W) to a batch of the same shape, each example drawn independently; `__call__` keeps
     it for the examples chosen with probability spec.p (the mask drawn after apply's own draws)."""
 
-    name = ""
+    Params = OpParams
 
     def __init__(self, spec):
         self.spec = spec
@@ -62,7 +73,8 @@ class Augment:
 class HFlip(Augment):
     """Mirror left-right. Not label-preserving for digits or text."""
 
-    name = "hflip"
+    class Params(OpParams):
+        name: Literal["hflip"]
 
     def apply(self, x, g):
         return x.flip(-1)
@@ -83,7 +95,10 @@ class Crop(Augment):
     """Zero-pad by `padding` on every side, then cut a window of the original size at a random
     offset: the content shifts by up to `padding` pixels each way (the CIFAR recipe)."""
 
-    name = "crop"
+    class Params(OpParams):
+        name: Literal["crop"]
+        padding: int = Field(4, ge=1)
+        p: float = Field(1.0, ge=0, le=1)
 
     def apply(self, x, g):
         n, _, h, w = x.shape
@@ -98,7 +113,19 @@ class ResizedCrop(Augment):
     """A random box (area share in `scale`, aspect in `ratio`, log-uniform as Inception's),
     resized back to the full image by bilinear sampling: one affine grid for the whole batch."""
 
-    name = "resized_crop"
+    class Params(OpParams):
+        name: Literal["resized_crop"]
+        scale: tuple[float, float] = (0.08, 1.0)  # share of the image's area (Inception / torchvision)
+        ratio: tuple[float, float] = (3 / 4, 4 / 3)  # aspect ratio of the crop
+        p: float = Field(1.0, ge=0, le=1)
+
+        @model_validator(mode="after")
+        def _check(self):
+            if not 0 < self.scale[0] <= self.scale[1] <= 1:
+                raise ValueError(f"scale must be (lo, hi) with 0 < lo <= hi <= 1, got {list(self.scale)}")
+            if not 0 < self.ratio[0] <= self.ratio[1]:
+                raise ValueError(f"ratio must be (lo, hi) with 0 < lo <= hi, got {list(self.ratio)}")
+            return self
 
     def apply(self, x, g):
         n = len(x)
@@ -120,7 +147,11 @@ class Jitter(Augment):
     from its own mean scaled by c ~ U[1 - contrast, 1 + contrast] (torchvision's factors, no clamp:
     the inputs need not lie in [0, 1])."""
 
-    name = "jitter"
+    class Params(OpParams):
+        name: Literal["jitter"]
+        brightness: float = Field(0.2, ge=0, lt=1, description="factor drawn from [1-b, 1+b]")
+        contrast: float = Field(0.2, ge=0, lt=1, description="factor drawn from [1-c, 1+c]")
+        p: float = Field(1.0, ge=0, le=1)
 
     def apply(self, x, g):
         n = len(x)
@@ -137,7 +168,10 @@ class PCAColor(Augment):
     with (lambda_i, p_i) the eigenpairs of the training pixels' channel covariance and
     alpha_i ~ N(0, std). With one channel it is an intensity jitter: alpha * variance."""
 
-    name = "pca_color"
+    class Params(OpParams):
+        name: Literal["pca_color"]
+        std: float = Field(0.1, gt=0, description="AlexNet: alpha ~ N(0, 0.1)")
+        p: float = Field(1.0, ge=0, le=1)
 
     def fit(self, x_train):
         c = x_train.shape[1]

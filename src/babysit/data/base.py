@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 
-from babysit.spec import DataSpec
+from babysit.errors import DataError
+from babysit.registry import Registry
 
+if TYPE_CHECKING:  # data are built from the spec, which imports data.augment's ops
+    from babysit.spec import DataSpec
 
-class DataError(ValueError):
-    """Data that cannot be trained on; the message names the split and the problem."""
+LOADERS = Registry("data kind")  # data.kind -> load(DataSpec) -> Dataset; each loader module registers its own
 
 
 @dataclass
@@ -108,11 +110,7 @@ def dataset_from_arrays(x: torch.Tensor, y: torch.Tensor, spec: DataSpec, source
 
 
 def build_data(spec: DataSpec) -> Dataset:
-    from babysit.data import digits, files, names
-
-    builders = {"names": names.load, "digits": digits.load, "arrays": files.load_arrays,
-                "images": files.load_images}
-    data = builders[spec.kind](spec)
+    data = LOADERS[spec.kind](spec)
     return data if spec.classes is None else keep_classes(data, spec.classes)
 
 

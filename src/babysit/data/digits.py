@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from babysit.data.base import Dataset, dataset_from_arrays
-from babysit.spec import DataSpec
+from babysit.data.base import LOADERS, Dataset, dataset_from_arrays
+
+if TYPE_CHECKING:
+    from babysit.spec import DataSpec
 
 DIGITS_FILE = Path(__file__).parent / "digits.csv.gz"
 
@@ -25,6 +28,7 @@ def read_digits() -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
+@LOADERS.register("digits")
 def load(spec: DataSpec) -> Dataset:
     x, y = read_digits()
     return dataset_from_arrays(x, y, spec, "digits", num_classes=10)

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from babysit.data.base import DataError, Dataset, Split, check_split, dataset_from_arrays, infer_num_classes
-from babysit.spec import DataSpec
+from babysit.data.base import LOADERS, DataError, Dataset, Split, check_split, dataset_from_arrays, infer_num_classes
+
+if TYPE_CHECKING:
+    from babysit.spec import DataSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 PRESPLIT_KEYS = ("x_train", "y_train", "x_val", "y_val")
@@ -49,6 +52,7 @@ def _read_table(path: Path) -> dict:
     raise DataError(f"data.path {path}: unsupported suffix '{path.suffix}'; use .npz or .pt")
 
 
+@LOADERS.register("arrays")
 def load_arrays(spec: DataSpec) -> Dataset:
     """Keys `x`, `y` (split by data.split), or `x_train`, `y_train`, `x_val`, `y_val` [, `x_test`, `y_test`]."""
     path = Path(spec.path)
@@ -86,6 +90,7 @@ def _presplit(table: dict, path: Path, num_classes: int | None) -> Dataset:
                    input_shape=tuple(x_train.shape[1:]), source=str(path))
 
 
+@LOADERS.register("images")
 def load_images(spec: DataSpec) -> Dataset:
     """root/<class>/<image>; classes in sorted order; pixels scaled to [0, 1], channels first."""
     from PIL import Image, UnidentifiedImageError

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from babysit.data.base import DataError, Dataset, Split, check_split, split_points
-from babysit.spec import DataSpec
+from babysit.data.base import LOADERS, DataError, Dataset, Split, check_split, split_points
+
+if TYPE_CHECKING:
+    from babysit.spec import DataSpec
 
 NAMES_FILE = Path(__file__).parent / "names.txt"
 END = "."  # index 0: both the padding of the context and the end-of-name token
@@ -47,6 +50,7 @@ def encode(words: list[str], stoi: dict[str, int], context: int) -> tuple[torch.
     return torch.tensor(xs, dtype=torch.long).reshape(-1, context), torch.tensor(ys, dtype=torch.long)
 
 
+@LOADERS.register("names")
 def load(spec: DataSpec) -> Dataset:
     path = Path(spec.path) if spec.path else NAMES_FILE
     words = read_words(path)

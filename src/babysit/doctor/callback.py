@@ -1,36 +1,32 @@
 """The doctor inside the Trainer: rules at every log flush (the cheap stop rules), at every
 evaluation and at the end. An error finding stops training before the next checkpoint is
-written, so the checkpoint on disk is the last good one; findings go to RUN/findings.json.
+written, so the checkpoint on disk is the last good one; findings go to RUN/findings.json. The
+checklist's results (the data check: data-not-centered, ...) come from the run's checklist
+callback, whatever ran it (babysit.session wires the two).
 
 A resumed run's live Watch starts at the checkpoint's step; the rules see the whole run anyway:
 the record up to the checkpoint (read once, at the start) is joined to the live state."""
 from __future__ import annotations
 
 import json
-from typing import Iterable, Optional
+from typing import Optional
 
 from babysit.doctor.diagnose import STOP_RULES, diagnose
-from babysit.doctor.findings import FINDINGS, Finding
+from babysit.doctor.findings import Finding
 from babysit.doctor.rules.loss import DIVERGE_WINDOW, diverged_window
 from babysit.doctor.view import RunView, keep_samples
+from babysit.layout import FINDINGS, atomic_write_text
 from babysit.train.callbacks import Callback
-from babysit.train.checkpoint import atomic_write_text
-from babysit.train.trainer import PREFLIGHT
 from babysit.watch.record import read_events
-
-# Checks cheap enough to run before every training run (a pass over the train inputs); the
-# costlier ones (overfit-tiny, regularization) run when asked for.
-DEFAULT_PREFLIGHT = ("data",)
 
 
 class DoctorCallback(Callback):
-    def __init__(self, preflight: Iterable[str] = DEFAULT_PREFLIGHT, stop_on_error: bool = True,
+    def __init__(self, checklist=None, stop_on_error: bool = True,
                  first_loss: Optional[float] = None, first_window: Optional[float] = None):
-        """first_loss / first_window: the step-1 loss and first log window's mean of the run this
-        one continues (a repair attempt started from a checkpoint), the stop rules' reference."""
-        self.preflight_names, self.stop_on_error = tuple(preflight), stop_on_error
-        self.preflight: list[dict] = []  # this callback's own checks (into findings.json)
-        self._view_preflight: list[dict] = []  # those merged with preflight.json: what rules see
+        """checklist: the run's checklist callback (its `results`, CheckResult dicts, once run), or
+        None. first_loss / first_window: the step-1 loss and first log window's mean of the run
+        this one continues (a repair attempt started from a checkpoint), the stop rules' reference."""
+        self.checklist, self.stop_on_error = checklist, stop_on_error
         self.evals: list[dict] = []
         self.findings: list[Finding] = []
         self.stop_findings: list[Finding] = []  # stop findings the full rules cannot see (no Watch)
@@ -39,20 +35,13 @@ class DoctorCallback(Callback):
         self._scanned, self._tail, self._sample_step = 0, [], 0  # the stop rules' progress
 
     def on_train_begin(self, trainer) -> None:
-        from babysit.preflight.checklist import run_checks
-        from babysit.preflight.setup import setup_from_spec
-
         if trainer.resume:
             self._load_history(trainer)
-        if self.preflight_names and not trainer.spec.train.preflight:  # else preflight.json has them all
-            setup = setup_from_spec(trainer.spec, trainer.data, trainer.model)
-            self.preflight = [r.as_dict() for r in run_checks(setup, names=list(self.preflight_names))]
-        # preflight.json is written before training begins (train.preflight), so merge it once:
-        # the full checklist's results take precedence, check by check
-        path = trainer.run_dir / PREFLIGHT
-        written = json.loads(path.read_text()) if path.is_file() else []
-        names = {r["name"] for r in written}
-        self._view_preflight = written + [r for r in self.preflight if r["name"] not in names]
+
+    def _preflight(self) -> list[dict]:
+        """The checklist's results: this run's, or those of the run it resumes."""
+        ran = self.checklist.results if self.checklist is not None else []
+        return list(ran or (self.history.preflight if self.history is not None else []))
 
     def _load_history(self, trainer) -> None:
         """The record up to the checkpoint (the Trainer has already cut what came after it)."""
@@ -72,7 +61,7 @@ class DoctorCallback(Callback):
 
     def view(self, trainer, finished: bool = False) -> RunView:
         kw = dict(model=trainer.model, batch_size=trainer.batch_size, evals=self.evals,
-                  preflight=list(self._view_preflight),
+                  preflight=self._preflight(),
                   num_classes=trainer.data.num_classes, finished=finished)
         if trainer.watch is None:
             return RunView(**kw)
@@ -146,4 +135,4 @@ class DoctorCallback(Callback):
     def _write(self, trainer, stopped=None) -> None:
         atomic_write_text(trainer.run_dir / FINDINGS, json.dumps(
             {"step": trainer.step, "stopped": stopped or trainer.stop_reason,
-             "findings": [f.as_dict() for f in self.findings], "preflight": self.preflight}, indent=2))
+             "findings": [f.as_dict() for f in self.findings]}, indent=2))

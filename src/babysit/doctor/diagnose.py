@@ -12,9 +12,6 @@ STOP_RULES = ("non-finite", "loss-diverged")
 
 
 def diagnose(view: RunView, codes: Optional[Iterable[str]] = None) -> list[Finding]:
-    """Findings of the named rules (all by default), errors first, then in registry order."""
-    codes = list(codes) if codes is not None else list(RULES)
-    unknown = [c for c in codes if c not in RULES]
-    if unknown:
-        raise ValueError(f"unknown finding code(s) {', '.join(unknown)}; valid: {', '.join(RULES)}")
+    """Findings of the named rules (all by default), errors first, then in the rules' order."""
+    codes = RULES.check(codes, "diagnose") if codes is not None else list(RULES)
     return most_severe_first([f for c in codes for f in RULES[c](view)])

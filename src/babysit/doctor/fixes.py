@@ -1,4 +1,5 @@
-"""Fixes: small registered functions that edit a spec (as a plain dict) to answer a finding.
+"""Fixes: small registered functions that edit a spec (as a plain dict) to answer a finding, and
+the plan of a repair round (which findings' fixes to apply; babysit/repair.py trains the attempts).
 
 Each returns a one-line description of what it changed and why, or None when it has nothing left
 to try (the repair loop then stops for that finding). Several fixes change optim.lr; FIX_GROUPS
@@ -6,13 +7,17 @@ lets the repair loop apply only one of them per round.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
-from babysit.doctor.findings import Finding
+from babysit.doctor.findings import Finding, most_severe_first
+from babysit.reference import TARGET_UPDATE_LOG10
+from babysit.registry import Registry
+from babysit.spec import Spec, spec_from_dict
 
 Fix = Callable[[dict, Finding], Optional[str]]
-FIXES: dict[str, Fix] = {}
+FIXES: Registry[Fix] = Registry("fix")
 FIX_GROUPS = {"lower-lr": "lr", "raise-lr": "lr"}
 # Applied only when no other fix applies in the same round: more capacity for an underfitting that
 # a too-low lr may explain.
@@ -53,9 +58,10 @@ OUTPUT_SCALE = 0.01
 # spans decades). Oscillation without blow-up is milder: /3 (a half-decade step).
 BLOWUP_CUT, SWING_CUT = 10.0, 3.0
 # The update:data fixes move the lr by the factor that brings the median ratio to 1e-3 (the
-# update scales linearly with lr for SGD and Adam alike), clamped to at most MAX_LR_FACTOR: three
-# decades (first 100: the suite's lr-1e-4 names run stopped at lr 1e-2, ratio -4.4, loss 9% high).
-TARGET_UPDATE_LOG10, MAX_LR_FACTOR = -3.0, 1000.0
+# update scales linearly with lr for SGD and Adam alike; reference.TARGET_UPDATE_LOG10), clamped
+# to at most MAX_LR_FACTOR: three decades (first 100: the suite's lr-1e-4 names run stopped at lr
+# 1e-2, ratio -4.4, loss 9% high).
+MAX_LR_FACTOR = 1000.0
 PLATEAU_RAISE = 10.0  # an lr-too-low plateau: one decade up
 GRAD_CLIP = 1.0  # global-norm clipping at 1.0, the usual starting value
 MIN_BATCH = 32  # MM3's batch for BatchNorm
@@ -71,10 +77,8 @@ WEIGHT_DECAY_START, WEIGHT_DECAY_STEP = 1e-3, 10.0
 
 
 def fix(name: str):
-    def register(fn: Fix) -> Fix:
-        FIXES[name] = fn
-        return fn
-    return register
+    """Register `fn` as the fix a finding names by `name`."""
+    return FIXES.register(name)
 
 
 @fix("output-scale")
@@ -240,9 +244,46 @@ def less_regularization(spec: dict, f: Finding) -> Optional[str]:
 
 
 def apply(spec: dict, f: Finding) -> Optional[str]:
-    if f.fix not in FIXES:
-        raise ValueError(f"finding {f.code} names fix {f.fix!r}, which is not registered; valid: {', '.join(FIXES)}")
     return FIXES[f.fix](spec, f)
 
 
-__all__ = ["FIXES", "FIX_GROUPS", "ROOT_CAUSE", "apply", "fix", "lr_requests", "root_cause", "strong_regularization"]
+def plan_fixes(spec: Spec, findings: Iterable[Finding]) -> tuple[Optional[Spec], list[dict]]:
+    """The repaired spec and the list of changes, or (None, []) when no finding has a fix left.
+    Errors first; one fix per fix name and per group. One lr change per round: the direction of the
+    most severe lr finding, by the largest factor any finding in that direction asks for. A root-cause
+    fix (fixes.ROOT_CAUSE) leaves out the round's other warning-level fixes: they treat its symptoms."""
+    raw = spec.model_dump(mode="json")
+    done_fix, done_group, changes = set(), set(), []
+    ordered = most_severe_first([g for f in findings for g in lr_requests(raw, root_cause(raw, f))])
+    if any(f.fix in ROOT_CAUSE for f in ordered):
+        ordered = [f for f in ordered if f.severity == "error" or f.fix in ROOT_CAUSE]
+    late = [f for f in ordered if last_resort(f)]
+    ordered = [f for f in ordered if f not in late] + late
+    for f in ordered:
+        group = FIX_GROUPS.get(f.fix, f.fix)
+        if f.fix is None or f.fix in done_fix or group in done_group or (f in late and changes):
+            continue
+        if group == "lr":
+            f = _strongest(raw, [g for g in ordered if g.fix == f.fix])
+        change = apply(raw, f)
+        if change is None:
+            continue
+        done_fix.add(f.fix)
+        done_group.add(group)
+        changes.append({"code": f.code, "where": f.where, "severity": f.severity, "fix": f.fix, "change": change})
+    if not changes:
+        return None, []
+    return spec_from_dict(raw, f"{spec.name} (repaired)"), changes
+
+
+def _strongest(raw: dict, same_way: list[Finding]) -> Finding:
+    """Of the findings asking to move the lr one way, the one that moves it furthest."""
+    def lr_after(f):
+        trial = copy.deepcopy(raw)
+        return apply(trial, f) and trial["optim"]["lr"]
+    lrs = [(lr_after(f), f) for f in same_way]
+    lrs = [(lr, f) for lr, f in lrs if lr]
+    if not lrs:
+        return same_way[0]
+    pick = min if same_way[0].fix == "lower-lr" else max
+    return pick(lrs, key=lambda t: t[0])[1]

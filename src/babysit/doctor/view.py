@@ -11,9 +11,10 @@ from typing import Optional
 
 from torch import nn
 
-from babysit.doctor.findings import FINDINGS
-from babysit.train.trainer import PREFLIGHT, SUMMARY
-from babysit.watch.record import METRICS, read_events
+from babysit.layout import METRICS, PREFLIGHT, SPEC, SUMMARY, WATCH
+from babysit.spec import load_spec
+from babysit.watch.record import read_events
+from babysit.watch.table import WatchRecord
 from babysit.watch.watch import Watch
 
 # Rules see the first sample (the initialization) and the latest KEEP_SAMPLES, as a live Watch
@@ -63,6 +64,45 @@ class RunView:
         """Names of the layers with a weight matrix or kernel (embeddings excluded), input first."""
         return [n for n, k in self.order if k == "weights"]
 
+    def checked_samples(self) -> list[dict]:
+        """The samples the activation rules judge: the initialization and the latest (a problem is
+        either set up by the init or grown during training)."""
+        if not self.samples:
+            return []
+        return [self.first_sample] if len(self.samples) == 1 else [self.first_sample, self.last_sample]
+
+    def _update_values(self, samples: list[dict], finite: bool = True):
+        """(weight name, log10 update:data) of every weight matrix in `samples`."""
+        weights = {f"{n}.weight" for n in self.weight_layers()}
+        for s in samples:
+            for p in s["params"] or []:
+                u = p.get("update_data")
+                if p["name"] in weights and u is not None and (math.isfinite(u) or not finite):
+                    yield p["name"], u
+
+    def updates(self) -> dict[str, float]:
+        """Median log10 update:data per weight matrix over the samples after the first (the first
+        alone when there is no other)."""
+        per: dict[str, list[float]] = {}
+        for name, u in self._update_values(self.samples[1:] or self.samples):
+            per.setdefault(name, []).append(u)
+        return {n: sorted(v)[len(v) // 2] for n, v in per.items()}
+
+    def median_update(self) -> Optional[float]:
+        """The median log10 update:data over every weight matrix and sample after the first."""
+        vals = sorted(u for _, u in self._update_values(self.samples[1:], finite=False))
+        return vals[len(vals) // 2] if vals else None
+
+    def feeding_weights(self) -> dict[str, str]:
+        """Activation layer -> the weight matrix feeding it (the last weight layer before it)."""
+        out, last = {}, None
+        for name, kind in self.order:
+            if kind == "weights":
+                last = f"{name}.weight"
+            elif last is not None:
+                out[name] = last
+        return out
+
     def output_layer(self) -> Optional[str]:
         layers = self.weight_layers()
         return layers[-1] if layers else None
@@ -94,36 +134,19 @@ class RunView:
 
     @classmethod
     def from_run_dir(cls, run_dir: Path | str, **extra) -> "RunView":
-        """From a run's watch.jsonl, metrics.jsonl, preflight.json / findings.json and spec.yaml."""
-        from babysit.watch.watch import WATCH_FILE
+        """From a run's watch.jsonl, metrics.jsonl, preflight.json and spec.yaml."""
         run_dir = Path(run_dir)
-        if not (run_dir / WATCH_FILE).is_file() and not (run_dir / METRICS).is_file():
-            raise FileNotFoundError(f"{run_dir} holds no run record ({WATCH_FILE} or {METRICS}); "
+        if not (run_dir / WATCH).is_file() and not (run_dir / METRICS).is_file():
+            raise FileNotFoundError(f"{run_dir} holds no run record ({WATCH} or {METRICS}); "
                                     "pass the directory a `babysit train` or a Watch(run_dir=...) wrote")
-        events = read_events(run_dir / WATCH_FILE)
-        metas = [e for e in events if e["kind"] == "meta"]
-        losses, lrs, samples, start = [], [], [], None
-        for e in events:
-            if e["kind"] == "steps":
-                start = e["start"] if start is None else start
-                losses += [_num(v) for v in e["loss"]]
-                lrs += e["lr"] or []
-            elif e["kind"] == "sample":
-                samples.append({k: v for k, v in e.items() if k != "kind"})
-        samples = keep_samples(samples)
+        record = WatchRecord(run_dir)
+        samples = keep_samples(record.samples)
         evals = [{k: v for k, v in e.items() if k != "kind"} for e in read_events(run_dir, "eval")]
-        preflight = []
-        for name in (PREFLIGHT, FINDINGS):
-            path = run_dir / name
-            if path.is_file() and not preflight:
-                data = json.loads(path.read_text())
-                preflight = data if isinstance(data, list) else data.get("preflight", [])
-        batch = None
-        if (run_dir / "spec.yaml").is_file():
-            from babysit.spec import load_spec
-            b = load_spec(run_dir / "spec.yaml").train.batch_size
-            batch = b if isinstance(b, int) else None
-        extra.setdefault("batch_size", batch)
+        path = run_dir / PREFLIGHT
+        preflight = json.loads(path.read_text()) if path.is_file() else []
+        b = load_spec(run_dir / SPEC).train.batch_size if (run_dir / SPEC).is_file() else None
+        extra.setdefault("batch_size", b if isinstance(b, int) else None)
         extra.setdefault("finished", (run_dir / SUMMARY).is_file())
-        return cls(losses=losses, loss_start=start or 1, lrs=lrs, samples=samples, order=metas[-1].get("order", []) if metas else [],
-                   evals=evals, preflight=preflight, **extra)
+        return cls(losses=[_num(v) for v in record.losses], loss_start=record.loss_steps[0] if record.loss_steps else 1,
+                   lrs=record.lrs, samples=samples, order=record.meta.get("order", []), evals=evals,
+                   preflight=preflight, **extra)

@@ -1,28 +1,17 @@
-"""Weight init schemes with the gains of LECTURES.md §1: std = gain / sqrt(fan_in).
-
-Gains: linear/sigmoid 1, tanh 5/3, ReLU sqrt(2). Leaky ReLU / PReLU use torch's
-sqrt(2 / (1 + slope^2)); ELU, GELU and SiLU are ReLU-like, so they take ReLU's sqrt(2).
-"""
+"""Weight init schemes with the gains of LECTURES.md §1: std = gain / sqrt(fan_in). The gains
+are the activation table's (babysit/activations.py)."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from babysit.spec import LayerInit
+from babysit.activations import gain as activation_gain
 
-GAINS = {
-    "linear": 1.0,
-    "sigmoid": 1.0,
-    "tanh": 5.0 / 3.0,
-    "relu": math.sqrt(2.0),
-    "leaky_relu": nn.init.calculate_gain("leaky_relu", 0.01),
-    "prelu": nn.init.calculate_gain("leaky_relu", 0.25),  # PReLU starts at slope 0.25
-    "elu": math.sqrt(2.0),
-    "gelu": math.sqrt(2.0),
-    "silu": math.sqrt(2.0),
-}
+if TYPE_CHECKING:
+    from babysit.spec import LayerInit
 
 
 def fan_in(weight: torch.Tensor) -> int:
@@ -33,7 +22,7 @@ def fan_in(weight: torch.Tensor) -> int:
 def init_layer(layer: nn.Module, how: LayerInit, activation: str) -> None:
     """Initialize a Linear/Conv layer's weight and bias as `how` says."""
     w = layer.weight
-    gain = GAINS[activation]
+    gain = activation_gain(activation)
     scheme = "kaiming" if how.weight == "auto" else how.weight
     if scheme == "zeros":
         w.zero_()

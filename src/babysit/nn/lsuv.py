@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from babysit.errors import DataError
+
 _LAYERS = (nn.Linear, nn.Conv2d)  # nn.Linear covers DropConnectLinear and Maxout's inner linear
 
 
@@ -90,7 +92,7 @@ def lsuv_(model: nn.Module, batch, tol: float = 0.05, max_iters: int = 10) -> di
                     if abs(std - 1.0) < tol:
                         break
                     if not math.isfinite(std) or std == 0.0:
-                        raise ValueError(f"layer {name!r} has output std {std} on this batch, so it "
+                        raise DataError(f"layer {name!r} has output std {std} on this batch, so it "
                                          f"cannot be rescaled to 1; feed a batch with varied, finite values")
                     layer.weight.div_(std)
                     std = _output_std(model, layer, batch)

@@ -16,6 +16,9 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from babysit.errors import DataError
+from babysit.registry import Registry
+
 CONSTANT_STD = 1e-8  # a feature with a smaller train std is constant (digits' blank border): not scaled
 DEFAULT_WHITEN_EPS = 1e-5  # added to each eigenvalue before 1/sqrt; CS231n notes (L6): S + 1e-5
 # PCA / whitening build a D x D covariance in float64: 8192 features is 512 MB and an eigh of
@@ -23,19 +26,16 @@ DEFAULT_WHITEN_EPS = 1e-5  # added to each eigenvalue before 1/sqrt; CS231n note
 MAX_EIGEN_FEATURES = 8192
 
 Fitted = tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], tuple]
-FITS: dict[str, Callable[..., Fitted]] = {}
+FITS: Registry[Callable[..., Fitted]] = Registry("data.preprocess kind")
 
 
 def register(name: str):
-    def deco(fn):
-        FITS[name] = fn
-        return fn
-    return deco
+    return FITS.register(name)
 
 
 def _image_shape(x: torch.Tensor, kind: str) -> tuple:
     if x.ndim != 4:
-        raise ValueError(f"data.preprocess '{kind}' needs image inputs (C, H, W), got examples of "
+        raise DataError(f"data.preprocess '{kind}' needs image inputs (C, H, W), got examples of "
                          f"shape {tuple(x.shape[1:])}; use center or standardize for flat features")
     return tuple(x.shape[1:])
 
@@ -70,11 +70,11 @@ def _eigen(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     covariance, in float64: whitening divides by small eigenvalues, float32 would be noise there."""
     flat = x.reshape(len(x), -1).double()
     if flat.shape[1] > MAX_EIGEN_FEATURES:
-        raise ValueError(f"PCA / whitening needs the covariance of all {flat.shape[1]} input features, "
+        raise DataError(f"PCA / whitening needs the covariance of all {flat.shape[1]} input features, "
                          f"above the {MAX_EIGEN_FEATURES} this allows; make the images smaller "
                          "(data.image_size) or use data.preprocess center, channel-mean or standardize")
     if len(flat) < 2:
-        raise ValueError("PCA / whitening needs at least 2 training examples")
+        raise DataError("PCA / whitening needs at least 2 training examples")
     mean = flat.mean(0)
     cov = (flat - mean).T @ (flat - mean) / (len(flat) - 1)
     vals, vecs = torch.linalg.eigh(cov)
@@ -84,7 +84,7 @@ def _eigen(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 def _components(x: torch.Tensor, k: Optional[int], kind: str) -> int:
     d = math.prod(x.shape[1:])
     if k is None or not 1 <= k <= d:
-        raise ValueError(f"data.pca_components must lie in 1..{d} (the input has {d} features) "
+        raise DataError(f"data.pca_components must lie in 1..{d} (the input has {d} features) "
                          f"for data.preprocess '{kind}', got {k}")
     return k
 
@@ -131,8 +131,6 @@ class Preprocess(nn.Module):
     def fit(cls, x_train: torch.Tensor, kind: str, components: Optional[int] = None,
             eps: float = DEFAULT_WHITEN_EPS) -> "Preprocess":
         """Fit `kind` on the training inputs only; val and test then get the same map."""
-        if kind not in FITS:
-            raise ValueError(f"data.preprocess must be one of {', '.join(['none', *FITS])}, got {kind!r}")
         mean, std, proj, out_shape = FITS[kind](x_train.float(), k=components, eps=eps)
         return cls(mean, std, kind, proj, out_shape)
 

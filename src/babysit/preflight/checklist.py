@@ -1,4 +1,5 @@
-"""The babysitting checklist in its order (LECTURES.md §2) and the library entry point.
+"""The babysitting checklist in its order (LECTURES.md §2): the library entry point, and the
+callback that runs it once at a run's setup.
 
     results = babysit.preflight(model, F.cross_entropy, (x_train, y_train), optimizer=opt)
     print(results)          # one line per check: PASS / WARN / FAIL / SKIP, numbers, advice
@@ -6,25 +7,27 @@
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+import json
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
 
-from babysit.preflight.checks import CheckResult, Setup, check_data, check_initial_loss, check_overfit_tiny
-from babysit.preflight.lr_find import check_lr_range
-from babysit.preflight.module_gradcheck import check_gradients
-from babysit.preflight.regularization import check_regularization
-from babysit.preflight.setup import SplitLike, setup_from_user
+from babysit.errors import TrainingError
+from babysit.layout import PREFLIGHT, atomic_write_text
 
-CHECKS: dict[str, Callable[[Setup], CheckResult]] = {
-    "data": check_data,                      # 1. labels, balance, NaN/Inf, centring, overlap
-    "initial-loss": check_initial_loss,      # 2. against ln(C)
-    "regularization": check_regularization,  # 3. turned up, the loss goes up
-    "gradcheck": check_gradients,            # 4. modules torch did not write
-    "overfit-tiny": check_overfit_tiny,      # 5. a tiny subset, regularization off
-    "lr-range": check_lr_range,              # 6. where the lr sits in the range test
-}
+# Each module registers its checks in CHECKS in checklist order: 1. data (labels, balance,
+# NaN/Inf, centring, overlap), 2. initial-loss (against ln(C)), 3. regularization (turned up, the
+# loss goes up), 4. gradcheck (modules torch did not write), 5. overfit-tiny (a tiny subset,
+# regularization off), 6. lr-range (where the lr sits in the range test).
+from babysit.preflight import lr_find, module_gradcheck, regularization  # noqa: F401  (registration)
+from babysit.preflight.checks import CHECKS, CheckResult, Setup
+from babysit.preflight.setup import SplitLike, setup_from_spec, setup_from_user
+from babysit.train.callbacks import Callback
+
+# Checks cheap enough to run before every training run (a pass over the train inputs); the
+# costlier ones (overfit-tiny, regularization, ...) run when asked for (train.preflight).
+DEFAULT_CHECKS = ("data",)
 
 
 class Checklist(list):
@@ -48,12 +51,10 @@ class Checklist(list):
 def run_checks(setup: Setup, names: Optional[list[str]] = None) -> Checklist:
     """Run the named checks (all, in checklist order, by default). They train copies only, and
     under a forked random state: running them does not change the run that follows."""
-    unknown = [n for n in names or [] if n not in CHECKS]
-    if unknown:
-        raise ValueError(f"unknown check {unknown[0]!r}; valid: {', '.join(CHECKS)}")
+    names = CHECKS.check(names, "checks") if names is not None else list(CHECKS)
     devices = [setup.device.index or 0] if setup.device.type == "cuda" else []
     results = Checklist()
-    for name in names or list(CHECKS):
+    for name in names:
         with torch.random.fork_rng(devices=devices):
             results.append(CHECKS[name](setup))
     return results
@@ -70,3 +71,29 @@ def preflight(model: nn.Module, loss_fn: Callable, train_data: SplitLike, *, val
                             optimizer=optimizer, regularizer=regularizer, reg_strength=reg_strength,
                             batch_size=batch_size)
     return run_checks(setup, checks)
+
+
+class ChecklistCallback(Callback):
+    """The checklist in a run: at setup, on the very model and data the run starts from (copies
+    only); the results go to RUN/preflight.json and a `preflight` event in the record, and the
+    doctor reads them from `results`."""
+
+    def __init__(self, names: Sequence[str], stop_on_fail: bool):
+        """names: the checks to run (checklist order); stop_on_fail: a failed check stops the run
+        before any compute is spent on it (train.preflight), else it is only reported."""
+        self.names, self.stop_on_fail = list(names), stop_on_fail
+        self.results: list[dict] = []  # CheckResult.as_dict() rows, once run
+
+    def on_setup(self, trainer) -> None:
+        results = run_checks(setup_from_spec(trainer.spec, trainer.data, trainer.model), self.names)
+        self.results = [r.as_dict() for r in results]
+        path = trainer.run_dir / PREFLIGHT
+        atomic_write_text(path, json.dumps(self.results, indent=1))
+        failed = [r for r in results if r.status == "fail"]
+        if failed and self.stop_on_fail:
+            raise TrainingError("preflight failed: " + "; ".join(f"{r.name}: {r.advice}" for r in failed)
+                                + f" (details in {path}; train.preflight: false skips the checks)")
+
+    def on_train_begin(self, trainer) -> None:
+        if self.results:
+            trainer.record.log("preflight", 0, **{r["name"]: r["status"] for r in self.results})

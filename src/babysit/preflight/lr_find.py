@@ -16,11 +16,12 @@ import torch
 from torch import nn
 
 from babysit.data import Dataset
-from babysit.preflight.checks import CheckResult, Setup
+from babysit.errors import TrainingError
+from babysit.preflight.checks import CheckResult, Setup, check
 from babysit.preflight.setup import setup_from_spec
+from babysit.reference import DIVERGE_FACTOR
 from babysit.spec import Spec
 
-DIVERGED = 3.0  # stop once the smoothed loss exceeds 3x its first value (LECTURES.md §2, item 8)
 SMOOTHING = 0.9  # exponential moving average of the per-step loss, bias-corrected
 FALLING = 0.1  # the falling range starts once 10% of the sweep's whole drop is made
 # Suggested lr: a decade below the lr of the lowest smoothed loss. Chosen over the minimum moved
@@ -65,9 +66,9 @@ def sweep(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: Callab
           loss_fn: Callable, start: float = 1e-6, end: float = 10.0, steps: int = 300) -> LRFindResult:
     """Train `model` in place while the lr grows from start to end; loss_fn(model, x, y)."""
     if not 0 < start < end:
-        raise ValueError(f"lr range test needs 0 < start < end, got start={start}, end={end}")
+        raise TrainingError(f"lr range test needs 0 < start < end, got start={start}, end={end}")
     if isinstance(optimizer, torch.optim.LBFGS):
-        raise ValueError("the lr range test needs a first-order optimizer; L-BFGS does its own line search")
+        raise TrainingError("the lr range test needs a first-order optimizer; L-BFGS does its own line search")
     factor = (end / start) ** (1.0 / max(steps - 1, 1))
     result = LRFindResult()
     avg, first = 0.0, None
@@ -90,11 +91,11 @@ def sweep(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: Callab
         first = smoothed if first is None else first
         result.lrs.append(lr)
         result.losses.append(smoothed)
-        if smoothed > DIVERGED * first:
+        if smoothed > DIVERGE_FACTOR * first:
             result.stopped_at = lr
             break
     if not result.losses:
-        raise ValueError(f"the loss was non-finite from the first step at lr {start:g}; check the data and init")
+        raise TrainingError(f"the loss was non-finite from the first step at lr {start:g}; check the data and init")
     _analyse(result)
     return result
 
@@ -111,11 +112,16 @@ def _sweep_setup(setup: Setup, start: float, end: float, steps: int) -> LRFindRe
     return sweep(model, setup.make_optimizer(model), batches.next, setup.loss, start, end, steps)
 
 
+@check("lr-range", order=6)
 def check_lr_range(setup: Setup, start: float = 1e-6, end: float = 10.0, steps: int = 300) -> CheckResult:
     """Check 6: where does the configured lr sit in the range test? Inside the falling range (up
     to the loss minimum) passes; below it the loss barely moves and past the minimum it is close
-    to blowing up (warn); at or past the 3x point it fails."""
-    lr = setup.optimizer_groups()[0]["lr"]
+    to blowing up (warn); at or past the 3x point it fails. L-BFGS finds its step by line search."""
+    groups = setup.optimizer_groups()
+    if "line_search_fn" in groups[0]:
+        return CheckResult("lr-range", "skip", {"optimizer": "lbfgs"}, "a first-order optimizer",
+                           "L-BFGS sets its own step by a line search: no learning rate to range-test")
+    lr = groups[0]["lr"]
     result = _sweep_setup(setup, start, end, steps)
     lo, hi = result.falling
     measured = {"lr": lr, "falling_from": float(f"{lo:.3g}"), "falling_to": float(f"{hi:.3g}"),
@@ -132,20 +138,3 @@ def check_lr_range(setup: Setup, start: float = 1e-6, end: float = 10.0, steps: 
         return CheckResult("lr-range", "warn", measured, expected,
                            f"lr {lr:g} is past the loss minimum of the sweep, close to blowing up; try {result.suggested:.2g}")
     return CheckResult("lr-range", "pass", measured, expected)
-
-
-def lr_find_figure(result: LRFindResult):
-    from babysit.report.plots import plt
-
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    ax.plot(result.lrs, result.losses, label="smoothed loss")
-    ax.axvspan(*result.falling, color="green", alpha=0.12, label="loss falls")
-    ax.axvline(result.suggested, color="green", linestyle="--", label=f"suggested {result.suggested:.1e}")
-    if result.stopped_at:
-        ax.axvline(result.stopped_at, color="red", linestyle=":", label=f"3x rule at {result.stopped_at:.1e}")
-    ax.set_xscale("log")
-    # the point that tripped the 3x rule would flatten everything else
-    ax.set_ylim(min(result.losses) * 0.95, result.losses[0] * DIVERGED * 1.05)
-    ax.set(title="learning-rate range test", xlabel="learning rate (log scale)", ylabel="loss")
-    ax.legend()
-    return fig

@@ -10,7 +10,7 @@ import copy
 import torch
 from torch import nn
 
-from babysit.preflight.checks import CheckResult, Setup
+from babysit.preflight.checks import CheckResult, Setup, check
 from babysit.preflight.gradcheck import FINE, SUSPICIOUS, gradcheck
 
 PROBE_EXAMPLES = 4  # inputs per module: each numeric derivative costs two forward passes
@@ -39,6 +39,7 @@ def _captured_inputs(model: nn.Module, names: list[str], x: torch.Tensor) -> dic
     return seen
 
 
+@check("gradcheck", order=4)
 def check_gradients(setup: Setup) -> CheckResult:
     model = copy.deepcopy(setup.model).eval()
     custom = [n for n, m in model.named_modules() if not is_stock(m)]

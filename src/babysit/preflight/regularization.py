@@ -12,13 +12,14 @@ import copy
 
 import torch
 
-from babysit.preflight.checks import CheckResult, Setup
+from babysit.preflight.checks import CheckResult, Setup, check
 
 RAISE = 10.0  # "turn it up": an order of magnitude, well clear of rounding
 MIN_RISE = 1e-6  # relative: a rise smaller than this is rounding, not regularization
 DECAY_STEPS = 5  # enough steps for decay to compound past the first step's noise
 
 
+@check("regularization", order=3)
 def check_regularization(setup: Setup) -> CheckResult:
     if setup.penalty is not None:
         return _check_penalty(setup)

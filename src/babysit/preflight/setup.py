@@ -11,10 +11,11 @@ from torch import nn
 
 from babysit.data import Dataset, Split
 from babysit.data.augment import augmented
+from babysit.penalties import build_penalty
 from babysit.preflight.checks import Setup
 from babysit.spec import Spec
 from babysit.train.optim import build_optimizer
-from babysit.train.penalties import build_penalty
+from babysit.train.trainer import build_start
 
 SplitLike = Union[Split, tuple, torch.utils.data.TensorDataset]
 
@@ -23,8 +24,6 @@ def setup_from_spec(spec: Spec, data: Optional[Dataset] = None,
                     model: Optional[nn.Module] = None) -> Setup:
     """The model `babysit train` starts from (or `model`, e.g. the Trainer's own), its data,
     optimizer, loss and regularizer."""
-    from babysit.train.trainer import build_start  # the trainer imports the checklist lazily too
-
     if model is None:
         _, data, model = build_start(spec, data)
     batch = spec.train.batch_for(len(data.train))

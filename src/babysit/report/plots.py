@@ -14,10 +14,9 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
+from babysit.reference import DIVERGE_FACTOR, TARGET_UPDATE_LOG10 as UPDATE_RATIO_REFERENCE  # noqa: E402
 from babysit.watch.record import read_events  # noqa: E402
 from babysit.watch.table import WatchRecord, _pct  # noqa: E402
-
-UPDATE_RATIO_REFERENCE = -3.0  # log10 update:data of about 1e-3 is healthy (LECTURES.md §2, item 10)
 SMOOTH = 200  # steps averaged per point of the loss curve (single batches are too noisy to read)
 
 
@@ -119,9 +118,9 @@ def _smooth(steps: list[int], values: list[float], window: int) -> tuple[list[fl
     return xs, ys
 
 
-def loss_figure(record: Optional[WatchRecord], run_dir: Path):
+def loss_figure(record: WatchRecord, run_dir: Path):
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    if record is not None and record.losses:
+    if record.losses:
         window = max(1, min(SMOOTH, len(record.losses) // 50))
         xs, ys = _smooth(record.loss_steps, record.losses, window)
         ax.plot(xs, ys, label=f"train (mean of {window} steps)")
@@ -156,12 +155,9 @@ def write_plots(run_dir: Path | str, step: Optional[int] = None) -> list[Path]:
     run_dir = Path(run_dir)
     out = run_dir / "plots"
     out.mkdir(exist_ok=True)
-    try:
-        record: Optional[WatchRecord] = WatchRecord(run_dir)
-    except (FileNotFoundError, ValueError):
-        record = None
+    record = WatchRecord(run_dir)
     figures = {}
-    if record is not None:
+    if record.samples:
         sample = record.sample_at(step)
         figures.update({
             "activations": activations_figure(record, sample),
@@ -180,3 +176,19 @@ def write_plots(run_dir: Path | str, step: Optional[int] = None) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def lr_find_figure(result):
+    """The lr range test (babysit.preflight.lr_find.LRFindResult): smoothed loss against lr."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.plot(result.lrs, result.losses, label="smoothed loss")
+    ax.axvspan(*result.falling, color="green", alpha=0.12, label="loss falls")
+    ax.axvline(result.suggested, color="green", linestyle="--", label=f"suggested {result.suggested:.1e}")
+    if result.stopped_at:
+        ax.axvline(result.stopped_at, color="red", linestyle=":", label=f"3x rule at {result.stopped_at:.1e}")
+    ax.set_xscale("log")
+    # the point that tripped the 3x rule would flatten everything else
+    ax.set_ylim(min(result.losses) * 0.95, result.losses[0] * DIVERGE_FACTOR * 1.05)
+    ax.set(title="learning-rate range test", xlabel="learning rate (log scale)", ylabel="loss")
+    ax.legend()
+    return fig

@@ -37,11 +37,7 @@ def export_tensorboard(run_dir: Path | str, out: Optional[Path | str] = None) ->
             writer.add_scalar("accuracy/val", e["val_acc"], e["step"])
             if "train_acc" in e:
                 writer.add_scalar("accuracy/train", e["train_acc"], e["step"])
-        try:
-            record = WatchRecord(run_dir)
-        except (FileNotFoundError, ValueError):
-            return out
-        grad_range = record.meta["grad_range"]
+        record = WatchRecord(run_dir)
         for s in record.samples:
             step = s["step"]
             writer.add_scalar("grad_norm", s["grad_norm"], step)
@@ -52,7 +48,7 @@ def export_tensorboard(run_dir: Path | str, out: Optional[Path | str] = None) ->
                 lo, hi = record.meta["layers"][row["name"]]["range"]
                 _histogram(writer, f"activations/{row['name']}", row["hist"], lo, hi, row["mean"], row["std"], step)
                 if row["grad_std"] is not None:
-                    g = grad_range * row["grad_std"]
+                    g = record.meta["grad_range"] * row["grad_std"]
                     _histogram(writer, f"activation_grads/{row['name']}", row["grad_hist"], -g, g,
                                row["grad_mean"], row["grad_std"], step)
             for p in s["params"]:
@@ -60,7 +56,7 @@ def export_tensorboard(run_dir: Path | str, out: Optional[Path | str] = None) ->
                     if p[key] is not None:
                         writer.add_scalar(f"params/{p['name']}/{key}", p[key], step)
                 if p["grad_std"] is not None:
-                    g = grad_range * p["grad_std"]
+                    g = record.meta["grad_range"] * p["grad_std"]
                     _histogram(writer, f"weight_grads/{p['name']}", p["hist"], -g, g, p["grad_mean"], p["grad_std"], step)
     finally:
         writer.close()

@@ -14,14 +14,13 @@ import optuna
 from optuna.samplers import RandomSampler, TPESampler
 from optuna.trial import TrialState
 
+from babysit.errors import TrainingError
+from babysit.layout import atomic_write_text
 from babysit.search.pruner import build_pruner
 from babysit.search.runner import POLL_S, Worker, sampler_seed, spec_with, stage_space, trial_log_every
-from babysit.search.space import INT_TYPES, SearchSpec
 from babysit.search.stages import narrow
 from babysit.search.study import fail_killed_trials, open_storage, open_study, settled, storage_url, trials_of_stage
-from babysit.spec import Spec, SpecError, dump_spec, spec_from_dict
-from babysit.train.checkpoint import atomic_write_text
-from babysit.train.trainer import TrainingError
+from babysit.spec import INT_TYPES, SearchSpec, Spec, SpecError, dump_spec, spec_from_dict
 
 SAMPLERS = {"random": lambda seed: RandomSampler(seed=seed),
             "grid": lambda seed: RandomSampler(seed=seed),  # grid points are enqueued with fixed values

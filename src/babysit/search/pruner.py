@@ -7,7 +7,7 @@ import math
 import optuna
 from optuna.pruners import BasePruner, MedianPruner
 
-from babysit.search.space import DIVERGENCE_FACTOR
+from babysit.reference import DIVERGE_FACTOR
 
 # Median pruner: judge only after this many finished trials and this many reports in a trial, so
 # early noise does not kill good trials (Optuna's defaults are 5 trials and 0 steps; a trial's
@@ -16,7 +16,7 @@ MEDIAN_STARTUP_TRIALS = 5
 MEDIAN_WARMUP_REPORTS = 5
 
 
-def diverged(values: dict[int, float], factor: float = DIVERGENCE_FACTOR) -> bool:
+def diverged(values: dict[int, float], factor: float = DIVERGE_FACTOR) -> bool:
     """True when the latest reported loss is non-finite or above `factor` x the first one."""
     if not values:
         return False
@@ -30,7 +30,7 @@ class DivergencePruner(BasePruner):
     """Prunes a trial whose loss rose above `factor` x its first report or turned NaN/Inf; then
     asks `inner` (e.g. a median pruner), if any."""
 
-    def __init__(self, factor: float = DIVERGENCE_FACTOR, inner: BasePruner | None = None):
+    def __init__(self, factor: float = DIVERGE_FACTOR, inner: BasePruner | None = None):
         if not factor > 1:
             raise ValueError(f"DivergencePruner factor must be > 1, got {factor}")
         self.factor, self.inner = factor, inner
@@ -50,7 +50,7 @@ PRUNERS = {"divergence": lambda factor, log_every: DivergencePruner(factor),
            "median": lambda factor, log_every: DivergencePruner(factor, inner=_median(log_every))}
 
 
-def build_pruner(name: str, factor: float = DIVERGENCE_FACTOR, log_every: int = 1) -> BasePruner:
+def build_pruner(name: str, factor: float = DIVERGE_FACTOR, log_every: int = 1) -> BasePruner:
     if name not in PRUNERS:
         raise ValueError(f"search.pruner: unknown pruner '{name}'; choose one of {', '.join(PRUNERS)}")
     return PRUNERS[name](factor, log_every)

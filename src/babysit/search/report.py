@@ -11,11 +11,10 @@ from typing import Optional
 
 from optuna.trial import TrialState
 
+from babysit.layout import atomic_write_text
 from babysit.search.runner import spec_with, stage_space
-from babysit.search.space import SearchSpec
 from babysit.search.study import FAILED
-from babysit.spec import Spec, dump_spec
-from babysit.train.checkpoint import atomic_write_text
+from babysit.spec import SearchSpec, Spec, dump_spec
 
 BEST_FILE = "best.yaml"
 RESULTS_FILE = "results.json"
@@ -138,17 +137,19 @@ def write_plots(result: SearchResult, folder: Path) -> list[Path]:
     top = values[min(len(values) - 1, int(0.9 * len(values)))]  # diverged trials would flatten the rest
     span = max(top - values[0], 1e-3)
     for name, p in result.search.params.items():
+        # choices on a categorical axis as text (None, strings and numbers side by side)
+        x = (lambda v: str(v)) if p.type == "categorical" else (lambda v: v)
         fig, ax = plt.subplots(figsize=(6, 4))
         for s in sorted({r.stage for r in complete}):
             rows = [r for r in complete if r.stage == s]
             colour = f"C{s}"
-            ax.scatter([r.params[name] for r in rows], [r.value for r in rows], color=colour, s=22,
+            ax.scatter([x(r.params[name]) for r in rows], [r.value for r in rows], color=colour, s=22,
                        label=f"stage {s + 1} ({rows[0].steps} steps)", zorder=3)
             space = result.spaces.get(s, {}).get(name)
             if space is not None and space.type != "categorical":
                 ax.axvspan(space.low, space.high, color=colour, alpha=0.08)
         if result.best is not None:
-            ax.axvline(result.best.params[name], color="k", lw=0.8, ls="--", label="best")
+            ax.axvline(x(result.best.params[name]), color="k", lw=0.8, ls="--", label="best")
         if p.log:
             ax.set_xscale("log")
         ax.set_ylim(values[0] - 0.1 * span, top + 0.1 * span)

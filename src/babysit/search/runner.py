@@ -16,11 +16,11 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from babysit.search.space import INT_TYPES, ParamSpec
 from babysit.search.study import FAILED, TRAINED_BY, claim, fail_killed_trials, heartbeat
-from babysit.spec import Spec, SpecError, apply_overrides, spec_from_dict
+from babysit.session import build_trainer
+from babysit.spec import INT_TYPES, ParamSpec, Spec, SpecError, apply_overrides, spec_from_dict
+from babysit.train.batches import BatchSampler
 from babysit.train.callbacks import Callback
-from babysit.train.trainer import Trainer
 
 TRIALS_DIR = "trials"
 # Log flushes (loss reports to Optuna) per trial: a blow-up is caught within 5% of the budget.
@@ -70,8 +70,6 @@ def spec_with(base: Spec, values: dict, name: Optional[str] = None) -> Spec:
 
 def steps_per_epoch(spec: Spec, data) -> int:
     """Batches per epoch exactly as the Trainer's sampler counts them (drops the partial batch)."""
-    from babysit.train.batches import BatchSampler
-
     n = len(data.train)
     return BatchSampler.batches_per_epoch(n, spec.train.batch_for(n))
 
@@ -192,8 +190,9 @@ class Worker:
             data = self._dataset(full)
             spec = trial_spec(self.base, values, self.stage_steps[stage], f"{self.base.name}-trial{trial.number}",
                               steps_per_epoch(full, data))
-            summary = Trainer(spec, self.out / TRIALS_DIR / f"{trial.number:04d}", callbacks=[report],
-                              progress=False, data=data).fit()
+            # no checklist: a trial ranks settings; the checklist was the base spec's to run once
+            summary = build_trainer(spec, self.out / TRIALS_DIR / f"{trial.number:04d}", callbacks=[report],
+                                    progress=False, data=data, checks=()).fit()
         except optuna.TrialPruned as why:
             _set_attr(trial, "steps", report.steps)
             _set_attr(trial, "pruned", str(why))

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from babysit.search.space import INT_TYPES, ParamSpec
+from babysit.spec import INT_TYPES, ParamSpec
 
 # Calibration of the narrowing (fractions of the current range's width, in log space for log
 # parameters). A best value within the outer tenth of the range counts as "at the edge".

@@ -11,11 +11,10 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
 from babysit.data import Split
+from babysit.layout import EMA as EMA_FILE
 from babysit.train.callbacks import Callback
 from babysit.train.checkpoint import save_checkpoint
 from babysit.train.evaluate import EVAL_CHUNK, evaluate
-
-EMA_FILE = "ema.pt"
 
 
 @torch.no_grad()

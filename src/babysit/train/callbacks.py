@@ -8,12 +8,16 @@ import torch
 
 
 class Callback:
+    # Before anything is written or trained, on a new run (not a resumed one): the checklist, a
+    # fine-tune loading its weights. An error raised here leaves the run folder empty.
+    def on_setup(self, trainer) -> None: ...
     def on_train_begin(self, trainer) -> None: ...
     def on_step_end(self, trainer, step: int, loss: torch.Tensor) -> None: ...  # loss stays on device
     def on_log(self, trainer, step: int, scalars: dict) -> None: ...
     def on_eval_end(self, trainer, step: int, metrics: dict) -> None: ...
     def on_train_end(self, trainer, summary: dict) -> None: ...
-    # State that must survive a resume (saved in checkpoint.pt under the class name); None: none.
+    # State that must survive a resume (saved in checkpoint.pt under the callback's key: its class
+    # name, then "#2", "#3" for more of one class); None: none.
     def state_dict(self): return None  # noqa: E704
     def load_state_dict(self, state) -> None: ...
 
@@ -56,16 +60,3 @@ class ProgressBar(Callback):
     def on_train_end(self, trainer, summary: dict) -> None:
         self.progress.update(self.task, completed=trainer.step, refresh=True)
         self.progress.stop()
-
-
-def from_spec(spec) -> list[Callback]:
-    """The callbacks a spec asks for (train.ema, train.snapshots): every Trainer honours them."""
-    from babysit.train.averaging import EMA
-    from babysit.train.snapshots import Snapshots
-
-    out: list[Callback] = []
-    if spec.train.ema is not None:
-        out.append(EMA(spec.train.ema.decay))
-    if spec.train.snapshots:
-        out.append(Snapshots())
-    return out

@@ -2,30 +2,13 @@
 checkpoint whole. Loading a damaged one says which file and what to do."""
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
 import torch
 
-CHECKPOINT = "checkpoint.pt"
-
-
-class CheckpointError(RuntimeError):
-    pass
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, lambda fh: fh.write(text.encode()))
+from babysit.errors import CheckpointError
+from babysit.layout import atomic_write_bytes
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

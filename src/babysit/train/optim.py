@@ -1,48 +1,68 @@
-"""Optimizers and learning-rate schedules from the spec, all from torch.optim."""
+"""Optimizers and learning-rate schedules from the spec, all from torch.optim, each registered by
+its spec name (OPTIMIZERS, SCHEDULES)."""
 from __future__ import annotations
 
-from typing import Optional
+import warnings
+from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 from torch import nn
 from torch.optim import lr_scheduler as sched
 
-from babysit.spec import OptimSpec, ScheduleSpec
+from babysit.registry import Registry
+
+if TYPE_CHECKING:
+    from babysit.spec import OptimSpec, ScheduleSpec
+
+# A function of a parameter's name: the factor its lr is multiplied by (finetune: the body's).
+LRFactor = Callable[[str], float]
 
 
-def param_groups(model: nn.Module, weight_decay: float, decay_all: bool) -> list[dict]:
+def param_groups(model: nn.Module, weight_decay: float, decay_all: bool, lr: float,
+                 lr_factor: Optional[LRFactor] = None) -> list[dict]:
     """L2 decay on weight matrices and kernels only: biases and norm gains/shifts (all 1-D) are
     usually not decayed (LECTURES.md §1), since shrinking them does not simplify the function.
-    Without decay it is one group: each group costs the optimizer a pass per step."""
-    if weight_decay == 0:
-        return [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": 0.0}]
-    decay, no_decay = [], []
-    for p in model.parameters():
+    One group per (decayed, lr factor) pair that has parameters: each group costs the optimizer
+    a pass per step, so without decay or factors it is one group."""
+    groups: dict[tuple, list] = {}
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if decay_all or p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    return groups
+            decayed = bool(weight_decay) and (decay_all or p.ndim >= 2)
+            factor = lr_factor(name) if lr_factor is not None else 1.0
+            groups.setdefault((decayed, factor), []).append(p)
+    return [{"params": ps, "weight_decay": weight_decay if decayed else 0.0, "lr": lr * factor}
+            for (decayed, factor), ps in sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[0][1]))]
 
 
-def build_optimizer(model: nn.Module, spec: OptimSpec) -> torch.optim.Optimizer:
-    groups = param_groups(model, spec.weight_decay, spec.decay_all)
-    if spec.name == "sgd":
-        return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov)
-    if spec.name == "adam":
-        return torch.optim.Adam(groups, lr=spec.lr, betas=spec.betas, eps=spec.eps)
-    if spec.name == "adamw":
-        return torch.optim.AdamW(groups, lr=spec.lr, betas=spec.betas, eps=spec.eps)
-    if spec.name == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=spec.lr, alpha=spec.alpha, eps=spec.eps, momentum=spec.momentum)
-    if spec.name == "adagrad":
-        return torch.optim.Adagrad(groups, lr=spec.lr, eps=spec.eps)
-    if spec.name == "lbfgs":
-        if spec.weight_decay:
-            raise ValueError("optim.lbfgs takes no weight_decay in torch; add an L2 term to the loss instead")
-        return torch.optim.LBFGS(model.parameters(), lr=spec.lr, line_search_fn="strong_wolfe")
-    raise ValueError(f"unknown optimizer {spec.name!r}")
+OptimizerBuilder = Callable[[list, "OptimSpec"], torch.optim.Optimizer]
+OPTIMIZERS: Registry[OptimizerBuilder] = Registry("optimizer")
+OPTIMIZERS.register("sgd", lambda groups, s: torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum,
+                                                             nesterov=s.nesterov))
+OPTIMIZERS.register("adam", lambda groups, s: torch.optim.Adam(groups, lr=s.lr, betas=s.betas, eps=s.eps))
+OPTIMIZERS.register("adamw", lambda groups, s: torch.optim.AdamW(groups, lr=s.lr, betas=s.betas, eps=s.eps))
+OPTIMIZERS.register("rmsprop", lambda groups, s: torch.optim.RMSprop(groups, lr=s.lr, alpha=s.alpha, eps=s.eps,
+                                                                     momentum=s.momentum))
+OPTIMIZERS.register("adagrad", lambda groups, s: torch.optim.Adagrad(groups, lr=s.lr, eps=s.eps))
+# L-BFGS takes one group and no weight decay (the spec refuses it); its line search sets the step
+OPTIMIZERS.register("lbfgs", lambda groups, s: torch.optim.LBFGS([p for g in groups for p in g["params"]],
+                                                                 lr=s.lr, line_search_fn="strong_wolfe"))
+
+
+def build_optimizer(model: nn.Module, spec: OptimSpec, lr_factor: Optional[LRFactor] = None) -> torch.optim.Optimizer:
+    groups = param_groups(model, spec.weight_decay, spec.decay_all, spec.lr, lr_factor)
+    return OPTIMIZERS[spec.name](groups, spec)
+
+
+SchedulerBuilder = Callable[[torch.optim.Optimizer, "ScheduleSpec", int], Optional[sched.LRScheduler]]
+SCHEDULES: Registry[SchedulerBuilder] = Registry("schedule")
+SCHEDULES.register("constant", lambda opt, s, steps: None)
+SCHEDULES.register("plateau", lambda opt, s, steps: None)  # stepped on evaluations (Schedule.on_eval)
+SCHEDULES.register("step", lambda opt, s, steps: sched.MultiStepLR(opt, milestones=s.milestones, gamma=s.factor))
+SCHEDULES.register("exponential", lambda opt, s, steps: sched.ExponentialLR(opt, gamma=s.gamma))
+SCHEDULES.register("inverse_time", lambda opt, s, steps: sched.LambdaLR(opt, lambda t: 1.0 / (1.0 + s.decay * t)))
+SCHEDULES.register("cosine", lambda opt, s, steps: sched.CosineAnnealingLR(opt, T_max=steps, eta_min=s.min_lr))
+SCHEDULES.register("cosine_restarts", lambda opt, s, steps: sched.CosineAnnealingWarmRestarts(
+    opt, T_0=s.cycle_steps, T_mult=s.cycle_mult, eta_min=s.min_lr))
 
 
 class Schedule:
@@ -59,7 +79,7 @@ class Schedule:
                        if warm else None)
         self.plateau = (sched.ReduceLROnPlateau(optimizer, factor=spec.factor, patience=spec.patience,
                                                 min_lr=spec.min_lr) if spec.name == "plateau" else None)
-        main = self._main(optimizer, spec, max(total_steps - warm, 1))
+        main = SCHEDULES[spec.name](optimizer, spec, max(total_steps - warm, 1))
         if main is not None and self.warmup is not None:
             self.per_step: Optional[sched.LRScheduler] = sched.SequentialLR(
                 optimizer, [self.warmup, main], milestones=[warm])
@@ -67,26 +87,19 @@ class Schedule:
             self.per_step = main or self.warmup
         self.steps = 0
 
-    @staticmethod
-    def _main(optimizer, spec: ScheduleSpec, steps: int):
-        if spec.name == "step":
-            return sched.MultiStepLR(optimizer, milestones=spec.milestones, gamma=spec.factor)
-        if spec.name == "exponential":
-            return sched.ExponentialLR(optimizer, gamma=spec.gamma)
-        if spec.name == "inverse_time":
-            decay = spec.decay
-            return sched.LambdaLR(optimizer, lambda t: 1.0 / (1.0 + decay * t))
-        if spec.name == "cosine":
-            return sched.CosineAnnealingLR(optimizer, T_max=steps, eta_min=spec.min_lr)
-        if spec.name == "cosine_restarts":
-            return sched.CosineAnnealingWarmRestarts(optimizer, T_0=spec.cycle_steps, T_mult=spec.cycle_mult,
-                                                     eta_min=spec.min_lr)
-        return None  # constant, plateau
-
     def step(self) -> None:
         self.steps += 1
         if self.per_step is not None and (self.plateau is None or self.steps <= self.spec.warmup_steps):
             self.per_step.step()
+
+    def advance(self, steps: int) -> None:
+        """Move on `steps` steps without training: the lr a run continued from a step-`steps`
+        checkpoint with a fresh optimizer has there (torch warns that no optimizer step came
+        first; here that is the point)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(steps):
+                self.step()
 
     def on_eval(self, val_loss: float) -> None:
         if self.plateau is not None and self.steps > self.spec.warmup_steps:

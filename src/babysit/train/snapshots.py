@@ -9,11 +9,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from babysit.errors import TrainingError
+from babysit.layout import SNAPSHOTS
 from babysit.train.callbacks import Callback
 from babysit.train.checkpoint import load_checkpoint, save_checkpoint
-from babysit.train.ensemble import evaluate_ensemble
-
-SNAPSHOT_DIR = "snapshots"
+from babysit.train.evaluate import evaluate
 
 
 def cycle_ends(warmup: int, cycle: int, mult: int, total: int) -> list[int]:
@@ -27,31 +27,29 @@ def cycle_ends(warmup: int, cycle: int, mult: int, total: int) -> list[int]:
 
 
 def snapshot_paths(run_dir: Path | str) -> list[Path]:
-    return sorted((Path(run_dir) / SNAPSHOT_DIR).glob("snapshot-*.pt"))
+    return sorted((Path(run_dir) / SNAPSHOTS).glob("snapshot-*.pt"))
 
 
 class Snapshots(Callback):
     def on_train_begin(self, trainer) -> None:
-        from babysit.train.trainer import TrainingError
-
         s = trainer.spec.schedule
         self.ends = set(cycle_ends(s.warmup_steps, s.cycle_steps, s.cycle_mult, trainer.total_steps))
         if not self.ends:
             raise TrainingError(f"train.snapshots: no cosine_restarts cycle ends within the run "
                                 f"({trainer.total_steps} steps, schedule.cycle_steps {s.cycle_steps} after "
                                 f"{s.warmup_steps} warm-up steps); lower cycle_steps or train longer")
-        (trainer.run_dir / SNAPSHOT_DIR).mkdir(exist_ok=True)
+        (trainer.run_dir / SNAPSHOTS).mkdir(exist_ok=True)
 
     def on_step_end(self, trainer, step: int, loss: torch.Tensor) -> None:
         if step in self.ends:
             state = {"model": trainer.model.state_dict(), "step": step}
-            save_checkpoint(trainer.run_dir / SNAPSHOT_DIR / f"snapshot-{step:09d}.pt", state)
+            save_checkpoint(trainer.run_dir / SNAPSHOTS / f"snapshot-{step:09d}.pt", state)
 
     def on_train_end(self, trainer, summary: dict) -> None:
         members = load_snapshot_members(trainer.model, trainer.run_dir)
         if not members:
             return
-        r = evaluate_ensemble(members, trainer.val_split)
+        r = evaluate(members, trainer.val_split)
         summary.update(snapshots=len(members), snapshot_val_loss=r["loss"],
                        snapshot_val_acc=r["acc"], snapshot_mean_member_val_acc=r["mean_member_acc"])
 

@@ -8,48 +8,41 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import torch
 import torch.nn.functional as F
 
+from babysit.build import seed_everything, select_device
 from babysit.data import Dataset, build_data
 from babysit.data.augment import augmented
+from babysit.errors import TrainingError
+from babysit.layout import CHECKPOINT, METRICS, SPEC, SUMMARY, WATCH, atomic_write_text
 from babysit.models import build_model
-from babysit.spec import Spec, dump_spec
+from babysit.penalties import build_penalty, with_penalty
+from babysit.spec import Spec, dump_spec, resume_changes
 from babysit.train.batches import BatchSampler
-from babysit.train.callbacks import Callback, ProgressBar, from_spec
-from babysit.train.checkpoint import (CHECKPOINT, atomic_write_text, load_checkpoint, rng_state,
-                                      save_checkpoint, set_rng_state)
+from babysit.train.callbacks import Callback
+from babysit.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from babysit.train.evaluate import evaluate
 from babysit.train.optim import Schedule, build_optimizer
-from babysit.train.penalties import build_penalty, with_penalty
-from babysit.watch.record import METRICS, Record
-from babysit.watch.watch import WATCH_FILE, Watch
-
-SUMMARY = "summary.json"
-PREFLIGHT = "preflight.json"
+from babysit.watch.record import Record
+from babysit.watch.watch import Watch
 
 
-class TrainingError(RuntimeError):
-    pass
+@dataclass
+class Start:
+    """A new run that starts from a checkpoint's weights and data position instead of its init (a
+    repair attempt continuing from the last good checkpoint): its optimizer is fresh, and its
+    schedule is moved on to `step`."""
 
-
-def select_device(name: str = "auto") -> torch.device:
-    """auto: CUDA when torch sees a GPU, else the CPU. An explicit device must exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"train.device is '{name}' but torch sees no CUDA device; use 'auto' or 'cpu'")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)  # also seeds every CUDA device
+    model: dict
+    step: int
+    sampler: Optional[dict] = None
 
 
 def build_start(spec: Spec, data: Optional[Dataset] = None) -> tuple[torch.device, Dataset, torch.nn.Module]:
@@ -62,10 +55,16 @@ def build_start(spec: Spec, data: Optional[Dataset] = None) -> tuple[torch.devic
 
 
 class Trainer:
+    """The training loop of a spec. What a run does besides training (the checklist, the doctor,
+    EMA, snapshots, a progress bar) comes in as callbacks: babysit.session.build_trainer adds
+    them from the spec. optimizer_factory(model) replaces the spec's optimizer (a fine-tune's
+    per-layer learning rates); `start` a new run's init (see Start)."""
+
     def __init__(self, spec: Spec, run_dir: Path | str, *, callbacks: Iterable[Callback] = (),
-                 progress: bool = True, resume: bool = False, data: Optional[Dataset] = None,
-                 doctor: bool = True):
-        self.spec, self.run_dir, self.resume = spec, Path(run_dir), resume
+                 resume: bool = False, data: Optional[Dataset] = None,
+                 optimizer_factory: Optional[Callable[[torch.nn.Module], torch.optim.Optimizer]] = None,
+                 start: Optional[Start] = None):
+        self.spec, self.run_dir, self.resume, self.start = spec, Path(run_dir), resume, start
         self.device, self.data, self.model = build_start(spec, data)
         self.train_split = self.data.train.to(self.device)
         self.val_split = self.data.val.to(self.device)
@@ -74,14 +73,10 @@ class Trainer:
         self.sampler = augmented(BatchSampler(self.train_split, self.batch_size, seed=spec.seed), spec.data,
                                  self.train_split, spec.seed)  # data.augment: training batches only
         self.total_steps = t.steps if t.steps is not None else t.epochs * self.sampler.per_epoch
-        self.optimizer = build_optimizer(self.model, spec.optim)
+        self.optimizer = (optimizer_factory or (lambda m: build_optimizer(m, spec.optim)))(self.model)
         self.penalty = build_penalty(spec)  # None unless train.regularizer adds a term to the loss
         self.schedule = Schedule(self.optimizer, spec.schedule, self.total_steps)
-        from babysit.doctor.callback import DoctorCallback  # rules at evaluations; errors stop the run
-        callbacks = from_spec(spec) + list(callbacks)
-        if doctor and not any(isinstance(cb, DoctorCallback) for cb in callbacks):
-            callbacks.append(DoctorCallback())
-        self.callbacks = callbacks + ([ProgressBar()] if progress else [])
+        self.callbacks = list(callbacks)
         self.record = Record(self.run_dir)
         self.step = 0
         self.elapsed = 0.0  # wall seconds of earlier sessions of this run (resume)
@@ -95,13 +90,23 @@ class Trainer:
         self.train_probe = self.train_split[:max(len(self.val_split), 1)]
 
     # -- checkpoints -------------------------------------------------------------------------
+    def _callback_keys(self) -> list[tuple[str, Callback]]:
+        """Each callback's key in a checkpoint: its class name, "#2", "#3" for more of one class."""
+        seen: Counter = Counter()
+        keys = []
+        for cb in self.callbacks:
+            name = type(cb).__name__
+            seen[name] += 1
+            keys.append((name if seen[name] == 1 else f"{name}#{seen[name]}", cb))
+        return keys
+
     def state_dict(self) -> dict:
         return {"spec": self.spec.model_dump(mode="json"), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
                 "sampler": self.sampler.state_dict(), "rng": rng_state(), "step": self.step,
                 "elapsed": self.elapsed + time.perf_counter() - self._t0,
                 "loss_sum": self.loss_sum, "loss_count": self.loss_count, "best": self.best,
-                "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks
+                "callbacks": {key: cb.state_dict() for key, cb in self._callback_keys()
                               if cb.overrides("state_dict")}}
 
     def load_state_dict(self, state: dict) -> None:
@@ -114,9 +119,9 @@ class Trainer:
         self.loss_sum, self.loss_count = state["loss_sum"].to(self.device), state["loss_count"]
         self.best = state["best"]
         saved = state.get("callbacks", {})
-        for cb in self.callbacks:
-            if type(cb).__name__ in saved:
-                cb.load_state_dict(saved[type(cb).__name__])
+        for key, cb in self._callback_keys():
+            if key in saved:
+                cb.load_state_dict(saved[key])
 
     def _prepare_run_dir(self) -> Optional[int]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -124,18 +129,22 @@ class Trainer:
         if self.resume:
             # RNG states must stay on the CPU; model and optimizer states are copied over on load.
             state = load_checkpoint(ckpt, map_location="cpu")
-            saved = state["spec"]
-            now = self.spec.model_dump(mode="json")
-            changed = [k for k in ("data", "model", "optim", "schedule") if saved.get(k) != now[k]]
+            changed = resume_changes(state["spec"], self.spec)
             if changed:
                 raise TrainingError(f"cannot resume {self.run_dir} with a different {', '.join(changed)} "
                                     "section: the checkpoint holds that state. Only train.* and watch.* "
                                     "may change on resume (e.g. train.steps to extend the run)")
             self.load_state_dict(state)
-        elif any((self.run_dir / f).exists() for f in (CHECKPOINT, SUMMARY, METRICS, WATCH_FILE)):
+        elif any((self.run_dir / f).exists() for f in (CHECKPOINT, SUMMARY, METRICS, WATCH)):
             raise TrainingError(f"{self.run_dir} already holds a run; pass --resume to continue it, "
                                 "or choose another --out (nothing was overwritten)")
-        atomic_write_text(self.run_dir / "spec.yaml", dump_spec(self.spec))
+        elif self.start is not None:
+            self.model.load_state_dict(self.start.model)
+            if self.start.sampler is not None:
+                self.sampler.load_state_dict(self.start.sampler)
+            self.schedule.advance(self.start.step)
+            self.step = self.start.step
+        atomic_write_text(self.run_dir / SPEC, dump_spec(self.spec))
         return self.step if self.resume else None
 
     # -- the loop ----------------------------------------------------------------------------
@@ -168,12 +177,12 @@ class Trainer:
         t = self.spec.train
         step_hooks = [cb for cb in self.callbacks if cb.overrides("on_step_end")]
         try:  # whatever fails from here on, hooks come off and files close (finally)
-            # before the record opens: a failed checklist leaves no metrics.jsonl, so the same
-            # --out can be used again once the setup is fixed
-            checks = self._preflight() if t.preflight and not self.resume else None
+            if not self.resume:
+                # before the record opens: a failed checklist leaves no metrics.jsonl, so the same
+                # --out can be used again once the setup is fixed
+                for cb in self.callbacks:
+                    cb.on_setup(self)
             self.record.open(keep_until_step=keep_until)
-            if checks is not None:
-                self.record.log("preflight", 0, **checks)
             w = self.spec.watch
             if w.enabled:  # flushed by the Trainer at its own flushes, so records align with checkpoints
                 self.watch = Watch(self.model, self.optimizer, every=w.every, bins=w.bins, run_dir=self.run_dir,
@@ -206,21 +215,6 @@ class Trainer:
             if self.watch is not None:
                 self.watch.close()
         return self._finish()
-
-    def _preflight(self) -> dict:
-        """The checklist on the model this run starts from (copies only, RNG forked: the run is
-        the same with or without it). Results go to preflight.json and the record; a failed
-        check stops the run before any compute is spent on it."""
-        from babysit.preflight.checklist import run_checks  # lazy: the checklist builds on the trainer
-        from babysit.preflight.setup import setup_from_spec
-
-        results = run_checks(setup_from_spec(self.spec, self.data, self.model))
-        atomic_write_text(self.run_dir / PREFLIGHT, json.dumps([r.as_dict() for r in results], indent=1))
-        failed = [r for r in results if r.status == "fail"]
-        if failed:
-            raise TrainingError("preflight failed: " + "; ".join(f"{r.name}: {r.advice}" for r in failed)
-                                + f" (details in {self.run_dir / PREFLIGHT}; train.preflight: false skips the checks)")
-        return {r.name: r.status for r in results}
 
     def _flush(self) -> None:
         if self.watch is not None:

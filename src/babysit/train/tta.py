@@ -17,7 +17,8 @@ from torch import nn
 
 from babysit.data import Split
 from babysit.data.augment import check_images, crop_at
-from babysit.train.evaluate import EVAL_CHUNK
+from babysit.registry import Registry
+from babysit.train.evaluate import Views, evaluate
 
 # AlexNet cuts 224 of 256: a corner crop lies 16 px, 1/16 of the side, from the centre one.
 TENCROP_SHIFT = 1 / 16
@@ -49,37 +50,24 @@ def tencrop_views(x: torch.Tensor, padding: int) -> list[torch.Tensor]:
     return crops + [c.flip(-1) for c in crops]
 
 
-VIEWS: dict[str, Callable[[torch.Tensor, int], list[torch.Tensor]]] = {
-    "flip": flip_views, "tencrop": tencrop_views, "fivecrop": fivecrop_views,
-}
+VIEWS: Registry[Callable[[torch.Tensor, int], list[torch.Tensor]]] = Registry("tta mode")
+VIEWS.register("flip", flip_views)
+VIEWS.register("tencrop", tencrop_views)
+VIEWS.register("fivecrop", fivecrop_views)
 
 
-@torch.no_grad()
-def tta_probs(model: nn.Module, x: torch.Tensor, mode: str, padding: int | None = None) -> torch.Tensor:
-    """Softmax probabilities averaged over the views of `mode` (model in its current mode)."""
-    if mode not in VIEWS:
-        raise ValueError(f"tta must be one of {', '.join(VIEWS)}, got {mode!r}")
-    check_images(x, f"--tta {mode}")
-    views = VIEWS[mode](x, default_padding(x) if padding is None else padding)
-    return torch.stack([F.softmax(model(v), dim=1) for v in views]).mean(0)
+def tta_views(mode: str, padding: int | None = None) -> Views:
+    """The views of `mode` as a function of a batch (padding: default_padding of the batch)."""
+    fn = VIEWS[mode]
+
+    def views(x: torch.Tensor) -> list[torch.Tensor]:
+        check_images(x, f"--tta {mode}")
+        return fn(x, default_padding(x) if padding is None else padding)
+    return views
 
 
-@torch.no_grad()
-def evaluate_tta(model: nn.Module, split: Split, mode: str, padding: int | None = None,
-                 chunk: int = EVAL_CHUNK) -> dict:
+def evaluate_tta(model: nn.Module, split: Split, mode: str, padding: int | None = None) -> dict:
     """Loss (NLL of the averaged probabilities) and accuracy of `split` under test-time augmentation."""
-    if len(split) == 0:
-        return {}
+    views = tta_views(mode, padding)  # an unknown mode fails here, before any forward pass
     check_images(split.x, f"--tta {mode}")  # named for the whole split, before any chunk
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    for i in range(0, len(split), chunk):
-        x, y = split.x[i:i + chunk].to(device), split.y[i:i + chunk].to(device)
-        probs = tta_probs(model, x, mode, padding)
-        loss_sum += F.nll_loss(probs.clamp_min(torch.finfo(probs.dtype).tiny).log(), y, reduction="sum")
-        correct += (probs.argmax(1) == y).sum()
-    model.train(was_training)
-    return {"loss": loss_sum.item() / len(split), "acc": correct.item() / len(split)}
+    return evaluate(model, split, views)

@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-METRICS = "metrics.jsonl"
+from babysit.layout import METRICS
 
 
 def _clean(value):

@@ -9,39 +9,19 @@ import math
 from typing import Optional
 
 import torch
-from torch import nn
+
+from babysit.activations import lookup
 
 BINS = 40
 # Saturation: |tanh| > 0.97 (LECTURES.md §3). A unit is dead when |tanh| > 0.99 on every example
-# of the batch (MM3's white column). Sigmoid is mapped onto tanh's scale with 2h - 1.
+# of the batch (MM3's white column). Other bounded units are mapped onto tanh's [-1, 1] first.
 SATURATED = 0.97
 DEAD = 0.99
 GRAD_RANGE = 4.0  # gradient histograms span +-4 standard deviations of that gradient
 
-KINDS = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu",
-         nn.PReLU: "prelu", nn.ELU: "elu", nn.GELU: "gelu", nn.SiLU: "silu"}
-BOUNDED = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
-UNBOUNDED_RANGE = (-5.0, 5.0)  # relu family: fixed bins; values beyond fall in the end bins
-
 ACT_FIELDS = ("mean", "std", "saturated", "zero", "dead")
 ACT_GRAD_FIELDS = ("grad_mean", "grad_std")
 PARAM_FIELDS = ("grad_mean", "grad_std", "data_std", "grad_data", "update_data", "norm")
-
-
-def activation_kind(module: nn.Module) -> str | None:
-    """A stock activation's kind, or a module's own `watch_kind` (babysit's Maxout; a user's
-    nonlinearity opts in the same way and is watched as an unbounded one)."""
-    own = getattr(module, "watch_kind", None)
-    if isinstance(own, str):
-        return own
-    for cls, kind in KINDS.items():
-        if isinstance(module, cls):
-            return kind
-    return None
-
-
-def value_range(kind: str) -> tuple[float, float]:
-    return BOUNDED.get(kind, UNBOUNDED_RANGE)
 
 
 def _hists(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
@@ -70,21 +50,23 @@ def activation_stats(h: torch.Tensor, kind: str, bins: int = BINS) -> torch.Tens
     h = h.detach().float()
     flat = h.flatten(1)
     nan = torch.full((h.shape[0],), math.nan, device=h.device)
-    if kind in BOUNDED:
-        z = (flat if kind == "tanh" else 2 * flat - 1).abs()
+    act = lookup(kind)
+    if act.bounded:
+        lo, hi = act.bounded
+        z = (flat if (lo, hi) == (-1.0, 1.0) else (2 * flat - (lo + hi)) / (hi - lo)).abs()
         saturated = (z > SATURATED).float().mean(1)
         dead = _unit_share((z > DEAD).view(h.shape))
         zero = nan
     else:
-        # zero: share in the flat (ReLU) or negative (leaky, ELU, GELU, SiLU) regime. Only plain
-        # ReLU units can die: the others still pass a gradient for negative inputs.
+        # zero: share in the flat (ReLU) or negative (leaky, ELU, GELU, SiLU) regime. Only units
+        # that can die (plain ReLU) are counted as dead: the others still pass a gradient there.
         inactive = h <= 0
         saturated = nan
         zero = inactive.flatten(1).float().mean(1)
-        dead = _unit_share(inactive) if kind == "relu" else nan
+        dead = _unit_share(inactive) if act.can_die else nan
     std, mean = torch.std_mean(flat, dim=1)
     head = torch.stack([mean, std, saturated, zero, dead], dim=1)
-    return torch.cat([head, _hists(flat, *value_range(kind), bins)], dim=1)
+    return torch.cat([head, _hists(flat, *act.value_range, bins)], dim=1)
 
 
 @torch.no_grad()

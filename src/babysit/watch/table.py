@@ -4,40 +4,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from babysit.errors import CheckpointError
+from babysit.layout import WATCH
 from babysit.watch.record import read_events
-from babysit.watch.watch import WATCH_FILE
 
 COLUMNS = ("layer", "kind", "mean", "std", "saturation_pct", "dead_pct", "grad_std", "weight",
            "grad_data", "update_data")
 
 
 class WatchRecord:
-    """Everything Watch wrote for one run: meta, per-step scalars, and the sampled steps."""
+    """Everything Watch wrote for one run (nothing when it wrote nothing): meta, per-step losses
+    and lrs, and the sampled steps."""
 
     def __init__(self, run_dir: Path | str):
-        path = Path(run_dir) / WATCH_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{run_dir} has no {WATCH_FILE}; was it trained with watch.enabled: false?")
-        events = read_events(path)
+        self.path = Path(run_dir) / WATCH
+        events = read_events(self.path)
         metas = [e for e in events if e["kind"] == "meta"]
         self.meta = metas[-1] if metas else {}
-        self.samples = [e for e in events if e["kind"] == "sample"]
+        self.samples = [{k: v for k, v in e.items() if k != "kind"} for e in events if e["kind"] == "sample"]
         self.losses, self.lrs, self.loss_steps = [], [], []
         for e in events:
             if e["kind"] == "steps":
                 self.losses += e["loss"]
                 self.lrs += e["lr"] or []
                 self.loss_steps += list(range(e["start"], e["start"] + len(e["loss"])))
-        if not self.samples:
-            raise ValueError(f"{path} holds no sampled step yet")
 
     def sample_at(self, step: Optional[int] = None) -> dict:
         """The sample at `step`, or the last one at or before it; the last sample when None."""
-        if step is None:
-            return self.samples[-1]
-        before = [s for s in self.samples if s["step"] <= step]
+        if not self.samples:
+            raise CheckpointError(f"{self.path} holds no sampled step (is the run trained with watch.enabled: false, "
+                                  "or not started yet?)")
+        before = [s for s in self.samples if step is None or s["step"] <= step]
         if not before:
-            raise ValueError(f"no sample at or before step {step}; the first is at step {self.samples[0]['step']}")
+            raise CheckpointError(f"no sample at or before step {step}; the first is at step {self.samples[0]['step']}")
         return before[-1]
 
 

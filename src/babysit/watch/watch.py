@@ -20,10 +20,10 @@ from typing import Optional
 import torch
 from torch import nn
 
+from babysit.activations import kind_of, lookup
+from babysit.layout import WATCH
 from babysit.watch import stats as S
 from babysit.watch.record import Record
-
-WATCH_FILE = "watch.jsonl"
 
 
 class Watch:
@@ -41,8 +41,7 @@ class Watch:
             raise ValueError(f"every must be >= 1 (sample one step in `every`), got {every}")
         self.model, self.optimizer, self.every, self.bins = model, optimizer, every, bins
         self.flush_every = flush_every
-        self.layers = [(name, m, S.activation_kind(m)) for name, m in model.named_modules()
-                       if S.activation_kind(m) is not None]
+        self.layers = [(name, m, kind) for name, m in model.named_modules() if (kind := kind_of(m)) is not None]
         self.order = self._module_order(model)  # fixed with the model: the record's meta and the doctor read it
         self.params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         self._param_stats = S.ParameterStats([p for _, p in self.params], bins) if self.params else None
@@ -61,11 +60,11 @@ class Watch:
         self._captured: dict[str, torch.Tensor] = {}
         self._grads: dict[str, torch.Tensor] = {}
         self._before: Optional[torch.Tensor] = None
-        self.record = Record(run_dir, WATCH_FILE) if run_dir is not None else None
+        self.record = Record(run_dir, WATCH) if run_dir is not None else None
         if self.record:
             self.record.open(keep_until_step=start_step or None)
             self.record.log("meta", start_step, every=every, bins=bins, grad_range=S.GRAD_RANGE,
-                            layers={n: {"kind": k, "range": S.value_range(k)} for n, _, k in self.layers},
+                            layers={n: {"kind": k, "range": lookup(k).value_range} for n, _, k in self.layers},
                             order=self.order)
         self.losses: list[float] = []
         self.lrs: list[float] = []
@@ -80,7 +79,7 @@ class Watch:
         pair each activation with the layer that feeds it, without the model."""
         order = []
         for name, m in model.named_modules():
-            kind = S.activation_kind(m)
+            kind = kind_of(m)
             if kind is not None:
                 order.append([name, kind])
             elif isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.ndim >= 2 \
@@ -228,14 +227,6 @@ class Watch:
             at += 1
             out.append(fetched)
         return out
-
-    def findings(self, **view) -> list:
-        """The doctor's findings on what this Watch has seen (flushes first). Keyword arguments go
-        to babysit.doctor.RunView: evals=[{step, val_loss, train_probe_loss, train_acc, val_acc}],
-        num_classes, preflight (CheckResult dicts)."""
-        from babysit.doctor import RunView, diagnose
-        view.setdefault("finished", True)
-        return diagnose(RunView.from_watch(self, **view))
 
     def close(self) -> None:
         try:

@@ -3,6 +3,7 @@ They look at the initialization (the first sample) and at the latest sample: a p
 set up by the init or grown during training."""
 from __future__ import annotations
 
+from babysit.activations import lookup
 from babysit.doctor.findings import Finding, rnd, rule
 
 # Saturation share (|tanh| > 0.97, Watch's SATURATED). LECTURES.md §3: a healthy gain-5/3 net
@@ -24,19 +25,11 @@ COLLAPSE_STD, COLLAPSE_RATIO = 0.01, 0.1
 # -3), the fix lowers the lr as well as switching to leaky ReLU.
 DEAD_LR_HIGH = -2.5
 
-BOUNDED = ("tanh", "sigmoid")
-
-
-def _checked(view) -> list[dict]:
-    if not view.samples:
-        return []
-    return [view.first_sample] if len(view.samples) == 1 else [view.first_sample, view.last_sample]
-
 
 def _per_layer(view, worst) -> dict[str, tuple[dict, dict]]:
     """For each layer, the (sample, row) with the worst value of `worst(row)` (None: not relevant)."""
     out = {}
-    for s in _checked(view):
+    for s in view.checked_samples():
         for row in s["layers"]:
             v = worst(row)
             if v is not None and (row["name"] not in out or v > worst(out[row["name"]][1])):
@@ -44,11 +37,11 @@ def _per_layer(view, worst) -> dict[str, tuple[dict, dict]]:
     return out
 
 
-@rule("saturated-activations")
+@rule("saturated-activations", order=100)
 def saturated_activations(view) -> list[Finding]:
     """A tanh/sigmoid layer with more than SATURATION_SHARE of its values saturated."""
     found = []
-    for name, (s, row) in _per_layer(view, lambda r: r.get("saturated") if r["kind"] in BOUNDED else None).items():
+    for name, (s, row) in _per_layer(view, lambda r: r.get("saturated") if lookup(r["kind"]).bounded else None).items():
         if row["saturated"] > SATURATION_SHARE:
             found.append(Finding("saturated-activations", "warning", name,
                                  {"step": s["step"], "saturated_share": rnd(row["saturated"], 3),
@@ -59,12 +52,11 @@ def saturated_activations(view) -> list[Finding]:
     return found
 
 
-@rule("dead-units")
+@rule("dead-units", order=110)
 def dead_units(view) -> list[Finding]:
     """More than DEAD_SHARE of a ReLU layer's units inactive on every example of the batch."""
-    from babysit.doctor.rules.gradients import _updates
-    found, updates, feeding = [], _updates(view), _feeding_weights(view)
-    for name, (s, row) in _per_layer(view, lambda r: r.get("dead") if r["kind"] == "relu" else None).items():
+    found, updates, feeding = [], view.updates(), view.feeding_weights()
+    for name, (s, row) in _per_layer(view, lambda r: r.get("dead") if lookup(r["kind"]).can_die else None).items():
         if row["dead"] > DEAD_SHARE:
             u = updates.get(feeding.get(name))
             high = u is not None and u > DEAD_LR_HIGH
@@ -78,21 +70,10 @@ def dead_units(view) -> list[Finding]:
     return found
 
 
-def _feeding_weights(view) -> dict[str, str]:
-    """Activation layer -> the weight matrix feeding it (the last weight layer before it in order)."""
-    out, last = {}, None
-    for name, kind in view.order:
-        if kind == "weights":
-            last = f"{name}.weight"
-        elif last is not None:
-            out[name] = last
-    return out
-
-
-@rule("activations-collapse")
+@rule("activations-collapse", order=120)
 def activations_collapse(view) -> list[Finding]:
     """A deeper hidden layer's std below COLLAPSE_STD and below COLLAPSE_RATIO x the first's."""
-    for s in _checked(view):
+    for s in view.checked_samples():
         rows = [r for r in s["layers"] if r.get("std") is not None]
         if len(rows) < 2 or not rows[0]["std"]:
             continue

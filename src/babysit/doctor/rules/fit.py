@@ -32,7 +32,7 @@ def _acc_gap(e: dict) -> float | None:
     return e["train_acc"] - e["val_acc"]
 
 
-@rule("overfitting")
+@rule("overfitting", order=200)
 def overfitting(view) -> list[Finding]:
     """Val loss up OVERFIT_RISE from its best, train loss down, accuracy gap past OVERFIT_ACC_GAP and growing."""
     evals = [e for e in view.evals if _gap(e) is not None and math.isfinite(e["val_loss"])]
@@ -53,7 +53,7 @@ def overfitting(view) -> list[Finding]:
                     "Add regularization (dropout, weight decay) or stop earlier.", fix="regularize")]
 
 
-@rule("underfitting")
+@rule("underfitting", order=210)
 def underfitting(view) -> list[Finding]:
     """At the end: val loss above UNDERFIT_SHARE x ln(C), gap under UNDERFIT_GAP, levelled off."""
     c = view.classes()

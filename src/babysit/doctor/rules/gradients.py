@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 
 from babysit.doctor.findings import Finding, rnd, rule
-from babysit.doctor.fixes import TARGET_UPDATE_LOG10
-from babysit.doctor.rules.activations import _checked
+from babysit.reference import TARGET_UPDATE_LOG10
 
 # Vanishing (§3: layer gradients "should look alike, neither shrinking nor exploding with depth"):
 # the input-side layer's activation-gradient std below VANISH_RATIO x the output-side one's, two
@@ -21,9 +20,7 @@ EXPLODE_GROWTH = 100.0
 # target (10x too small; the plateau rule's LR_TOO_LOW_LOG10). The suite's 15 healthy setups' lowest
 # median is -3.68 (healthy-digits-cnn's conv1; names-kaiming, its lr cut 10x halfway, -2.96); -5
 # (100x) let SGD at lr 1e-2 on makemore (-4.4, 10x below its healthy 0.1) end 9% high unflagged.
-# (Not imported from rules/loss.py: importing it here would register the loss rules before these,
-# and the registration order is the order findings come out in.)
-UPDATE_HIGH, UPDATE_LOW = -1.5, -4.0
+UPDATE_HIGH, UPDATE_LOW = -1.5, TARGET_UPDATE_LOG10 - 1.0
 
 
 def _positions(row: dict):
@@ -49,7 +46,7 @@ def _depth_ratios(s: dict) -> list[tuple[dict, dict, float]]:
 
 def _depth_finding(view, code: str, bad, threshold: float, advice) -> list[Finding]:
     """The first sampled group whose input-to-output gradient ratio is `bad`, as a finding."""
-    for s in _checked(view):
+    for s in view.checked_samples():
         for first, last, ratio in _depth_ratios(s):
             if bad(ratio):
                 return [Finding(code, "warning", first["name"],
@@ -60,7 +57,7 @@ def _depth_finding(view, code: str, bad, threshold: float, advice) -> list[Findi
     return []
 
 
-@rule("vanishing-gradients")
+@rule("vanishing-gradients", order=300)
 def vanishing_gradients(view) -> list[Finding]:
     """Activation-gradient std at the first layer below VANISH_RATIO x that at the last."""
     return _depth_finding(
@@ -69,7 +66,7 @@ def vanishing_gradients(view) -> list[Finding]:
                                "layers barely learn: use a gain-correct init (kaiming) or BatchNorm.")
 
 
-@rule("exploding-gradients")
+@rule("exploding-gradients", order=310)
 def exploding_gradients(view) -> list[Finding]:
     """Gradient norm grown EXPLODE_GROWTH x since the first sample (fix: clipping), or activation
     gradients growing 1 / VANISH_RATIO x toward the input (an init problem; fix: gain-correct init)."""
@@ -89,26 +86,15 @@ def exploding_gradients(view) -> list[Finding]:
                                "is too large for this depth. Use a gain-correct init (kaiming) or BatchNorm.")
 
 
-def _updates(view) -> dict[str, float]:
-    """Median log10 update:data per weight matrix, over the samples after the first."""
-    weights = {f"{n}.weight" for n in view.weight_layers()}
-    per: dict[str, list[float]] = {}
-    for s in view.samples[1:] or view.samples:
-        for p in s["params"] or []:
-            if p["name"] in weights and p.get("update_data") is not None and math.isfinite(p["update_data"]):
-                per.setdefault(p["name"], []).append(p["update_data"])
-    return {n: sorted(v)[len(v) // 2] for n, v in per.items()}
-
-
 def _update_findings(view, code: str, bad, threshold: float, advice, fix: str) -> list[Finding]:
     """One finding per weight matrix whose median log10 update:data is `bad`."""
     return [Finding(code, "warning", name,
                     {"median_log10_update_data": rnd(u, 3), "target": TARGET_UPDATE_LOG10, "threshold": threshold},
                     advice(name, u), fix=fix)
-            for name, u in _updates(view).items() if bad(u)]
+            for name, u in view.updates().items() if bad(u)]
 
 
-@rule("update-ratio-high")
+@rule("update-ratio-high", order=320)
 def update_ratio_high(view) -> list[Finding]:
     """Median log10 update:data of a weight matrix above UPDATE_HIGH."""
     return _update_findings(
@@ -117,7 +103,7 @@ def update_ratio_high(view) -> list[Finding]:
                         "optim.lr (the repair divides it to bring the ratio near -3).", "lower-lr")
 
 
-@rule("update-ratio-low")
+@rule("update-ratio-low", order=330)
 def update_ratio_low(view) -> list[Finding]:
     """Median log10 update:data of a weight matrix below UPDATE_LOW."""
     return _update_findings(

@@ -8,17 +8,17 @@ from statistics import fmean, pstdev
 import numpy as np
 
 from babysit.doctor.findings import Finding, rnd, rule
-from babysit.preflight.checks import INIT_LOSS_LOW
+from babysit.reference import DIVERGE_FACTOR, INIT_LOSS_LOW, TARGET_UPDATE_LOG10
 
 # Item 3: diffuse logits start at ln(C). MM3's first net started at 27 against 3.29 (8x); the
 # preflight check warns past 1.5x. A default (gain-1, unscaled) output layer starts at 1.1-1.3x
 # on our presets (tests/doctor), so 2x is well past "diffuse" and well below MM3's 8x.
 INIT_LOSS_HIGH = 2.0
 # Far below ln(C) before any update: the labels leak into the inputs, or the loss is not the
-# softmax cross-entropy: preflight's INIT_LOSS_LOW (imported above), the same bound.
-# Item 8: "if the cost ever exceeds 3 x the original cost, break out early". Compared on means
-# of DIVERGE_WINDOW steps so one unlucky batch does not stop a run.
-DIVERGE_FACTOR, DIVERGE_WINDOW = 3.0, 5
+# softmax cross-entropy: reference.INIT_LOSS_LOW, the checklist's bound.
+# Item 8: "if the cost ever exceeds 3 x the original cost, break out early" (reference.py).
+# Compared on means of DIVERGE_WINDOW steps so one unlucky batch does not stop a run.
+DIVERGE_WINDOW = 5
 # Plateau (item 7: "linear/flat: lr too low"; "flat for a while then suddenly learning: bad
 # init"). The curve is cut into about CURVE_WINDOWS window means; it is flat while the window mean
 # stays within PLATEAU_DROP of the first window's (a curve that leaves the band upward is rising,
@@ -28,7 +28,7 @@ DIVERGE_FACTOR, DIVERGE_WINDOW = 3.0, 5
 CURVE_WINDOWS, MIN_WINDOW = 20, 10
 PLATEAU_DROP, PLATEAU_SHARE, PLATEAU_MIN_STEPS = 0.05, 0.3, 200
 # An update:data ratio a decade below the lectures' -3 marks the plateau as lr-too-low.
-LR_TOO_LOW_LOG10 = -4.0
+LR_TOO_LOW_LOG10 = TARGET_UPDATE_LOG10 - 1.0
 # Oscillation (item 7 / LECTURES.md §1: lr too high, or batch too small): over the second half of
 # the run the per-step loss swings with a std above OSC_SWING x ln(C) while its last third sits
 # less than OSC_PROGRESS below its first third. Healthy suite runs swing by 0.003-0.065 x ln(C);
@@ -69,7 +69,7 @@ def _init_loss(view, code: str, bad, where, threshold: float, advice: str, fix=N
                     advice, fix=fix)]
 
 
-@rule("init-loss-high")
+@rule("init-loss-high", order=400)
 def init_loss_high(view) -> list[Finding]:
     """First loss above INIT_LOSS_HIGH x ln(C): confidently wrong logits at init (hockey stick)."""
     return _init_loss(view, "init-loss-high", lambda first, ln_c: first > INIT_LOSS_HIGH * ln_c,
@@ -79,7 +79,7 @@ def init_loss_high(view) -> list[Finding]:
                       fix="output-scale")
 
 
-@rule("init-loss-low")
+@rule("init-loss-low", order=410)
 def init_loss_low(view) -> list[Finding]:
     """First loss below INIT_LOSS_LOW x ln(C): a label leak or the wrong loss."""
     return _init_loss(view, "init-loss-low", lambda first, ln_c: first < INIT_LOSS_LOW * ln_c, None,
@@ -87,7 +87,7 @@ def init_loss_low(view) -> list[Finding]:
                       "do not leak into the inputs and that the loss is the softmax cross-entropy over all classes.")
 
 
-@rule("non-finite")
+@rule("non-finite", order=420)
 def non_finite(view) -> list[Finding]:
     """Any NaN/Inf in the loss, an activation's statistics or a parameter's norm (no threshold)."""
     where, evidence = None, {}
@@ -111,7 +111,7 @@ def non_finite(view) -> list[Finding]:
                     "(the repair divides it by 10) or set train.grad_clip.", fix="lower-lr")]
 
 
-@rule("loss-diverged")
+@rule("loss-diverged", order=430)
 def loss_diverged(view) -> list[Finding]:
     """A DIVERGE_WINDOW-step mean loss above DIVERGE_FACTOR x the first loss (item 8)."""
     first = _first_loss(view)
@@ -143,17 +143,7 @@ def diverged_window(first_window: float, window: float, step: int):
     return _diverged({"first_window_loss": rnd(first_window), "window_mean": rnd(window), "step": step})
 
 
-def _median_update(view) -> float | None:
-    weights = {f"{n}.weight" for n in view.weight_layers()}  # once, not per parameter row
-    vals = [p["update_data"] for s in view.samples[1:] for p in s["params"] or []
-            if p.get("update_data") is not None and p["name"] in weights]
-    if not vals:
-        return None
-    vals.sort()
-    return vals[len(vals) // 2]
-
-
-@rule("loss-plateau")
+@rule("loss-plateau", order=440)
 def loss_plateau(view) -> list[Finding]:
     """The window-mean loss stays within PLATEAU_DROP of its start for PLATEAU_SHARE of the run."""
     losses = view.losses
@@ -166,7 +156,7 @@ def loss_plateau(view) -> list[Finding]:
     flat_steps = (left if left is not None else len(means)) * w
     if flat_steps < max(PLATEAU_MIN_STEPS, PLATEAU_SHARE * len(losses)):
         return []
-    upd = _median_update(view)
+    upd = view.median_update()
     too_low = left is None or (upd is not None and upd < LR_TOO_LOW_LOG10)
     evidence = {"flat_steps": flat_steps, "steps": len(losses), "start_loss": rnd(means[0]),
                 "end_loss": rnd(means[-1]), "median_log10_update_data": rnd(upd, 3)}
@@ -179,7 +169,7 @@ def loss_plateau(view) -> list[Finding]:
                     "(item 7). Use a gain-correct init (model.init.hidden.weight: kaiming).", fix="gain-init")]
 
 
-@rule("loss-oscillating")
+@rule("loss-oscillating", order=450)
 def loss_oscillating(view) -> list[Finding]:
     """Second half: per-step loss std above OSC_SWING x ln(C), its last third under OSC_PROGRESS
     below its first third."""

@@ -4,7 +4,7 @@ checks themselves."""
 from __future__ import annotations
 
 from babysit.doctor.findings import Finding, rule
-from babysit.preflight.checks import CENTRED
+from babysit.reference import CENTRED
 
 
 def _result(view, name: str):
@@ -16,7 +16,7 @@ def _failed(view, name: str, statuses=("warn", "fail")):
     return r if r is not None and r.get("status") in statuses else None
 
 
-@rule("data-not-centered")
+@rule("data-not-centered", order=500)
 def data_not_centered(view) -> list[Finding]:
     """The data check found the inputs, as the network sees them, off-centre: mean |mean|/std per
     feature above its CENTRED bound. A spread of feature scales alone, once centred, is left to the
@@ -30,7 +30,7 @@ def data_not_centered(view) -> list[Finding]:
                     fix="standardize")]
 
 
-@rule("reg-not-increasing-loss")
+@rule("reg-not-increasing-loss", order=510)
 def reg_not_increasing_loss(view) -> list[Finding]:
     """The regularization check: turning regularization up did not raise the loss (item 4)."""
     r = _failed(view, "regularization")
@@ -41,7 +41,7 @@ def reg_not_increasing_loss(view) -> list[Finding]:
                     "reaches the loss and the parameters.")]
 
 
-@rule("cannot-overfit-tiny")
+@rule("cannot-overfit-tiny", order=520)
 def cannot_overfit_tiny(view) -> list[Finding]:
     """The overfit-tiny check failed: the model could not memorize a tiny subset (item 5)."""
     r = _failed(view, "overfit-tiny", ("fail",))

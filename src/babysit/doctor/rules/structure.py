@@ -16,7 +16,7 @@ def _leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
 
 
-@rule("bias-before-norm")
+@rule("bias-before-norm", order=600)
 def bias_before_norm(view) -> list[Finding]:
     """A Linear/Conv with a bias whose next layer is a BatchNorm: the norm subtracts the bias at
     once, so its gradient is exactly zero (no threshold)."""
@@ -32,7 +32,7 @@ def bias_before_norm(view) -> list[Finding]:
     return found
 
 
-@rule("batchnorm-small-batch")
+@rule("batchnorm-small-batch", order=610)
 def batchnorm_small_batch(view) -> list[Finding]:
     """A model with BatchNorm trained on batches smaller than BN_MIN_BATCH."""
     if view.model is None or view.batch_size is None or view.batch_size >= BN_MIN_BATCH:

@@ -1,92 +1,23 @@
-"""The run spec: YAML validated into typed objects.
-
-Every error names the field path and the file, because a user fixing a spec needs both.
-Defaults follow LECTURES.md (Adam's betas, BatchNorm's eps, the MM3 batch of 32).
-"""
+"""The spec's sections: what a run is made of (data, model, optimizer, schedule, training,
+watching, fine-tuning). Defaults follow LECTURES.md (Adam's betas, BatchNorm's eps, the MM3
+batch of 32). Each section checks what it can alone; checks across sections are in Spec."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union, get_args
+from typing import Annotated, Literal, Optional, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from babysit.search.space import SearchSpec
+from babysit.activations import CHOICES as ACTIVATION_CHOICES
+from babysit.data.augment import OPS
+from babysit.penalties import REGULARIZERS
+from babysit.schema import Strict
 
-PRESETS_DIR = Path(__file__).parent / "presets"
-
-
-class SpecError(ValueError):
-    """A spec that cannot be used; the message names the field and the file."""
-
-
-def _is_number_field(annotation) -> bool:
-    return annotation in (int, float) or any(_is_number_field(a) for a in get_args(annotation))
+# data.augment: each op's parameters come with the op (babysit/data/augment.py)
+AugmentOp = Annotated[Union[tuple(op.Params for _, op in OPS.items())], Field(discriminator="name")]
+Activation = Literal[ACTIVATION_CHOICES]
 
 
-class _Strict(BaseModel):
-    # extra="forbid": a misspelt key is an error, never silently ignored.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_bools_for_numbers(cls, data):
-        # pydantic's lax mode reads `true` as 1; YAML's `1e-3` arrives as a string and still needs
-        # that lax mode, so booleans alone are refused here.
-        if isinstance(data, dict):
-            for name, field in cls.model_fields.items():
-                if isinstance(data.get(name), bool) and _is_number_field(field.annotation):
-                    raise ValueError(f"{name} must be a number, got {data[name]}")
-        return data
-
-
-class _Aug(_Strict):
-    p: float = Field(0.5, ge=0, le=1, description="probability per example")
-
-
-class HFlipAug(_Aug):
-    name: Literal["hflip"]
-
-
-class CropAug(_Aug):
-    name: Literal["crop"]
-    padding: int = Field(4, ge=1)
-    p: float = Field(1.0, ge=0, le=1)
-
-
-class ResizedCropAug(_Aug):
-    name: Literal["resized_crop"]
-    scale: tuple[float, float] = (0.08, 1.0)  # share of the image's area (Inception / torchvision)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)  # aspect ratio of the crop
-    p: float = Field(1.0, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _check(self):
-        if not 0 < self.scale[0] <= self.scale[1] <= 1:
-            raise ValueError(f"scale must be (lo, hi) with 0 < lo <= hi <= 1, got {list(self.scale)}")
-        if not 0 < self.ratio[0] <= self.ratio[1]:
-            raise ValueError(f"ratio must be (lo, hi) with 0 < lo <= hi, got {list(self.ratio)}")
-        return self
-
-
-class JitterAug(_Aug):
-    name: Literal["jitter"]
-    brightness: float = Field(0.2, ge=0, lt=1, description="factor drawn from [1-b, 1+b]")
-    contrast: float = Field(0.2, ge=0, lt=1, description="factor drawn from [1-c, 1+c]")
-    p: float = Field(1.0, ge=0, le=1)
-
-
-class PCAColorAug(_Aug):
-    name: Literal["pca_color"]
-    std: float = Field(0.1, gt=0, description="AlexNet: alpha ~ N(0, 0.1)")
-    p: float = Field(1.0, ge=0, le=1)
-
-
-AugmentOp = Annotated[Union[HFlipAug, CropAug, ResizedCropAug, JitterAug, PCAColorAug],
-                      Field(discriminator="name")]
-
-
-class DataSpec(_Strict):
+class DataSpec(Strict):
     kind: Literal["names", "digits", "arrays", "images"] = "names"
     path: Optional[str] = None  # names file, .npz/.pt arrays, or an image folder
     context: int = Field(3, ge=1, description="names: characters of context")
@@ -135,7 +66,7 @@ class DataSpec(_Strict):
         return self
 
 
-class LayerInit(_Strict):
+class LayerInit(Strict):
     """How one group of layers starts. 'auto' = kaiming with the gain of the layer's activation."""
 
     weight: Literal["auto", "default", "zeros", "normal", "xavier", "kaiming", "orthogonal"] = "auto"
@@ -145,16 +76,13 @@ class LayerInit(_Strict):
     bias_std: float = Field(0.01, gt=0)
 
 
-class InitSpec(_Strict):
+class InitSpec(Strict):
     hidden: LayerInit = LayerInit()
     output: LayerInit = LayerInit()
     lsuv: bool = Field(False, description="after init: LSUV on a training batch (babysit/nn/lsuv.py)")
 
 
-Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "gelu", "silu"]
-
-
-class ModelSpec(_Strict):
+class ModelSpec(Strict):
     kind: Literal["mlp", "cnn"] = "mlp"
     embed_dim: Optional[int] = Field(None, ge=1, description="mlp on names: character embedding size")
     hidden: list[int] = Field(default_factory=lambda: [200])
@@ -183,7 +111,7 @@ class ModelSpec(_Strict):
         return self
 
 
-class OptimSpec(_Strict):
+class OptimSpec(Strict):
     name: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad", "lbfgs"] = "sgd"
     lr: float = Field(0.1, gt=0)
     momentum: float = Field(0.0, ge=0, lt=1)
@@ -200,10 +128,13 @@ class OptimSpec(_Strict):
             raise ValueError("nesterov needs momentum > 0 (try momentum: 0.9)")
         if not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must lie in [0, 1), got {list(self.betas)}")
+        if self.name == "lbfgs" and self.weight_decay:
+            raise ValueError(f"lbfgs takes no weight_decay in torch (got {self.weight_decay}); add an L2 "
+                             "term to the loss instead (train.regularizer: {name: l2, strength: ...})")
         return self
 
 
-class ScheduleSpec(_Strict):
+class ScheduleSpec(Strict):
     name: Literal["constant", "step", "exponential", "inverse_time", "cosine", "cosine_restarts",
                   "plateau"] = "constant"
     milestones: list[int] = Field(default_factory=list, description="step: steps where lr *= factor")
@@ -225,29 +156,27 @@ class ScheduleSpec(_Strict):
         return self
 
 
-class EarlyStopSpec(_Strict):
+class EarlyStopSpec(Strict):
     patience: int = Field(5, ge=1, description="evaluations without improvement before stopping")
     min_delta: float = Field(0.0, ge=0)
 
 
-class RegularizerSpec(_Strict):
-    """A penalty added to the loss (babysit.train.penalties); optim.weight_decay acts in the
+class RegularizerSpec(Strict):
+    """A penalty added to the loss (babysit.penalties); optim.weight_decay acts in the
     optimizer instead and never shows in the loss."""
 
-    name: str = Field("l2", description="a name in babysit.train.penalties.REGULARIZERS: l2, l1")
+    name: str = Field("l2", description="a name in babysit.penalties.REGULARIZERS: l2, l1")
     strength: float = Field(0.0, ge=0, description="loss += strength * penalty(model)")
 
     @field_validator("name")
     @classmethod
     def _known(cls, v):
-        from babysit.train.penalties import REGULARIZERS  # lazy: train imports this module
-
         if v not in REGULARIZERS:
             raise ValueError(f"unknown regularizer {v!r}; valid: {', '.join(REGULARIZERS)}")
         return v
 
 
-class EMASpec(_Strict):
+class EMASpec(Strict):
     """Polyak averaging (LECTURES.md §1, L7): an exponential average of the weights, evaluated
     with BatchNorm statistics recomputed on the train split."""
 
@@ -255,7 +184,7 @@ class EMASpec(_Strict):
     decay: float = Field(0.999, gt=0, lt=1, description="weight of the old average per step")
 
 
-class TrainSpec(_Strict):
+class TrainSpec(Strict):
     steps: Optional[int] = Field(None, ge=1)
     epochs: Optional[int] = Field(None, ge=1)
     batch_size: Union[int, Literal["full"]] = 32
@@ -293,7 +222,7 @@ class TrainSpec(_Strict):
         return n if self.batch_size == "full" else self.batch_size
 
 
-class WatchSpec(_Strict):
+class WatchSpec(Strict):
     """Per-layer statistics while training (LECTURES.md §3); sampled, so the cost stays small."""
 
     enabled: bool = True
@@ -303,7 +232,7 @@ class WatchSpec(_Strict):
     grad_norm_every_step: bool = Field(False, description="global gradient norm at every step")
 
 
-class FinetuneSpec(_Strict):
+class FinetuneSpec(Strict):
     """`babysit finetune`: the head alone first, then everything with a lower lr for the body (L7)."""
 
     # 200: an uncalibrated default (L7 gives no number). On digits 0-4 -> 5-9 a 10-step head phase
@@ -311,116 +240,3 @@ class FinetuneSpec(_Strict):
     # is a head-only fine-tune, L7's advice for very small data.
     head_steps: int = Field(200, ge=0, description="steps training the new head with the body frozen")
     body_lr_factor: float = Field(0.1, gt=0, le=1, description="body lr = optim.lr x this after the head phase")
-
-
-class Spec(_Strict):
-    name: str = "run"
-    seed: int = 0
-    data: DataSpec = DataSpec()
-    model: ModelSpec = ModelSpec()
-    optim: OptimSpec = OptimSpec()
-    schedule: ScheduleSpec = ScheduleSpec()
-    train: TrainSpec = TrainSpec(steps=1000)
-    watch: WatchSpec = WatchSpec()
-    finetune: FinetuneSpec = FinetuneSpec()
-    search: Optional[SearchSpec] = None  # `babysit search`: the space and stages (search/space.py)
-
-    @model_validator(mode="after")
-    def _check(self):
-        if self.optim.name == "lbfgs" and self.train.batch_size != "full":
-            raise ValueError("optim 'lbfgs' is for full-batch problems: set train.batch_size: full")
-        last = self.train.steps
-        if last is not None:
-            warm = self.schedule.warmup_steps  # milestones count from the end of the warm-up
-            late = [m for m in self.schedule.milestones if m + warm >= last]
-            if late:
-                raise ValueError(f"schedule.milestones {late} lie at or past the last step "
-                                 f"(train.steps = {last}, counted after {warm} warm-up steps); "
-                                 "they would never take effect")
-            if self.schedule.warmup_steps >= last:
-                raise ValueError(f"schedule.warmup_steps ({self.schedule.warmup_steps}) must be "
-                                 f"below train.steps ({last})")
-        if self.model.embed_dim and self.data.kind != "names":
-            raise ValueError(f"model.embed_dim is for character data (data.kind: names), not "
-                             f"'{self.data.kind}'; remove it")
-        if self.train.snapshots and self.schedule.name != "cosine_restarts":
-            raise ValueError(f"train.snapshots needs schedule.name: cosine_restarts (a snapshot at the end "
-                             f"of each cycle), got '{self.schedule.name}'; set schedule.cycle_steps too")
-        if self.data.kind == "names" and self.model.kind != "mlp":
-            raise ValueError(f"names data needs model.kind 'mlp' (with embed_dim), got '{self.model.kind}'")
-        return self
-
-
-def _format_errors(err: ValidationError, source: str) -> str:
-    lines = [f"invalid spec {source}:"]
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (check its spelling and its section)"
-        got = e.get("input")
-        shown = "" if e["type"] == "extra_forbidden" or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  {where}: {msg}{shown}")
-    return "\n".join(lines)
-
-
-def _parse_value(text: str) -> Any:
-    """`--set` values are YAML scalars/lists, so `optim.lr=1e-3` and `model.hidden=[64,64]` work."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"--set value {text!r} is not valid YAML: {exc}") from None
-
-
-def apply_overrides(raw: dict, overrides: list[str], source: str) -> dict:
-    for item in overrides:
-        if "=" not in item:
-            raise SpecError(f"--set expects key.path=value, got {item!r}")
-        key, value = item.split("=", 1)
-        parts = key.strip().split(".")
-        node = raw
-        for p in parts[:-1]:
-            child = node.setdefault(p, {})
-            if not isinstance(child, dict):
-                raise SpecError(f"--set {key}: '{p}' in {source} is a value, not a section")
-            node = child
-        node[parts[-1]] = _parse_value(value)
-    return raw
-
-
-def resolve_spec_path(name_or_path: str | Path) -> Path:
-    """A path to a YAML file, or the name of a shipped preset (`makemore-bn`)."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    preset = PRESETS_DIR / f"{name_or_path}.yaml"
-    if preset.is_file():
-        return preset
-    names = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
-    raise SpecError(f"no spec file '{name_or_path}' and no preset of that name; presets: {names}")
-
-
-def spec_from_dict(raw: Any, source: str = "<dict>") -> Spec:
-    if not isinstance(raw, dict):
-        raise SpecError(f"invalid spec {source}: the top level must be a mapping of sections, "
-                        f"got {type(raw).__name__}")
-    try:
-        return Spec.model_validate(raw)
-    except ValidationError as err:
-        raise SpecError(_format_errors(err, source)) from None
-
-
-def load_spec(name_or_path: str | Path, overrides: list[str] | None = None) -> Spec:
-    path = resolve_spec_path(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"invalid spec {path}: not valid YAML: {exc}") from None
-    raw = {} if raw is None else raw
-    if isinstance(raw, dict):
-        raw = apply_overrides(raw, overrides or [], str(path))
-    return spec_from_dict(raw, str(path))
-
-
-def dump_spec(spec: Spec) -> str:
-    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)

@@ -14,69 +14,28 @@ import json
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from babysit.doctor.callback import DEFAULT_PREFLIGHT, DoctorCallback
-from babysit.doctor.findings import Finding, most_severe_first
-from babysit.doctor.fixes import FIX_GROUPS, ROOT_CAUSE, apply, last_resort, lr_requests, root_cause
-from babysit.spec import Spec, spec_from_dict
-from babysit.train.checkpoint import atomic_write_text
+from babysit.doctor.callback import DoctorCallback
+from babysit.doctor.findings import Finding
+from babysit.doctor.fixes import plan_fixes
+from babysit.doctor.rules.loss import DIVERGE_WINDOW
+from babysit.layout import CHECKPOINT, REPAIRS, atomic_write_text
+from babysit.preflight import DEFAULT_CHECKS
+from babysit.session import build_trainer
+from babysit.spec import Spec
+from babysit.train import Start
+from babysit.train.checkpoint import load_checkpoint
 
-REPAIRS = "repairs.json"
 DEFAULT_MAX_REPAIRS = 3
 # Fixes that leave the model and its init alone: an attempt after them may continue from weights.
 OPTIMIZER_ONLY = {"lower-lr", "raise-lr", "grad-clip"}
 
 
-def plan_fixes(spec: Spec, findings: Iterable[Finding]) -> tuple[Optional[Spec], list[dict]]:
-    """The repaired spec and the list of changes, or (None, []) when no finding has a fix left.
-    Errors first; one fix per fix name and per group. One lr change per round: the direction of the
-    most severe lr finding, by the largest factor any finding in that direction asks for. A root-cause
-    fix (fixes.ROOT_CAUSE) leaves out the round's other warning-level fixes: they treat its symptoms."""
-    raw = spec.model_dump(mode="json")
-    done_fix, done_group, changes = set(), set(), []
-    ordered = most_severe_first([g for f in findings for g in lr_requests(raw, root_cause(raw, f))])
-    if any(f.fix in ROOT_CAUSE for f in ordered):
-        ordered = [f for f in ordered if f.severity == "error" or f.fix in ROOT_CAUSE]
-    late = [f for f in ordered if last_resort(f)]
-    ordered = [f for f in ordered if f not in late] + late
-    for f in ordered:
-        group = FIX_GROUPS.get(f.fix, f.fix)
-        if f.fix is None or f.fix in done_fix or group in done_group or (f in late and changes):
-            continue
-        if group == "lr":
-            f = _strongest(raw, [g for g in ordered if g.fix == f.fix])
-        change = apply(raw, f)
-        if change is None:
-            continue
-        done_fix.add(f.fix)
-        done_group.add(group)
-        changes.append({"code": f.code, "where": f.where, "severity": f.severity, "fix": f.fix, "change": change})
-    if not changes:
-        return None, []
-    return spec_from_dict(raw, f"{spec.name} (repaired)"), changes
-
-
-def _strongest(raw: dict, same_way: list[Finding]) -> Finding:
-    """Of the findings asking to move the lr one way, the one that moves it furthest."""
-    import copy
-
-    def lr_after(f):
-        trial = copy.deepcopy(raw)
-        return apply(trial, f) and trial["optim"]["lr"]
-    lrs = [(lr_after(f), f) for f in same_way]
-    lrs = [(lr, f) for lr, f in lrs if lr]
-    if not lrs:
-        return same_way[0]
-    pick = min if same_way[0].fix == "lower-lr" else max
-    return pick(lrs, key=lambda t: t[0])[1]
-
-
 def train_with_repairs(spec: Spec, run_dir: Path | str, *, max_repairs: int = DEFAULT_MAX_REPAIRS,
-                       preflight: Iterable[str] = DEFAULT_PREFLIGHT, progress: bool = False,
+                       preflight: Iterable[str] = DEFAULT_CHECKS, progress: bool = False,
                        echo: Callable[[str], None] = print, data=None) -> dict:
     """Train `spec`, then repair and retrain up to `max_repairs` times. Returns {"attempts": [...],
-    "best": index of the attempt with the lowest val loss and no error finding}."""
-    from babysit.train.trainer import Trainer
-
+    "best": index of the attempt with the lowest val loss and no error finding}. preflight: the
+    checks each attempt runs at its setup (all of them when the spec sets train.preflight)."""
     if max_repairs < 0:
         raise ValueError(f"max_repairs must be >= 0, got {max_repairs}")
     run_dir = Path(run_dir)
@@ -86,14 +45,14 @@ def train_with_repairs(spec: Spec, run_dir: Path | str, *, max_repairs: int = DE
     for k in range(max_repairs + 1):
         out = run_dir if k == 0 else run_dir / f"repair-{k}"
         start = _checkpoint_start(attempts[-1]) if attempts else None
-        doctor = DoctorCallback(preflight=preflight, **({} if start is None else
-                                {"first_loss": doctor.first_loss, "first_window": doctor.first_window}))
+        doctor = DoctorCallback(**({} if start is None else
+                                   {"first_loss": doctor.first_loss, "first_window": doctor.first_window}))
         # `data` is reused as is: data.preprocess (the standardize fix) lives in the model, which is
         # built from the repaired spec (babysit.nn.preprocess), so it takes effect on passed data too
-        trainer = Trainer(current, out, callbacks=[doctor], progress=progress, data=data)
-        if start is not None:
-            _start_from(trainer, start[1])
-        summary = trainer.fit()
+        summary = build_trainer(current, out, doctor=doctor, progress=progress, data=data,
+                                checks=None if current.train.preflight else list(preflight),
+                                start=None if start is None else Start(start[1]["model"], start[1]["step"],
+                                                                       start[1]["sampler"])).fit()
         found = doctor.findings
         attempt = {"attempt": k, "run_dir": str(out), "val_loss": summary["val_loss"], "stopped": summary["stopped"],
                    "started": "scratch" if start is None else {"checkpoint": str(start[0]), "step": start[1]["step"]},
@@ -140,8 +99,6 @@ def _checkpoint_start(prev: dict):
     """(path, checkpoint state) to continue from, or None: only after optimizer-only fixes, and only
     from an attempt an error stopped (its checkpoint is the last good one, before the stop; an
     attempt that ran to the end has its checkpoint at the end of the budget)."""
-    from babysit.train.checkpoint import CHECKPOINT, load_checkpoint
-
     changes, stopped = prev["next_changes"], prev["stopped"]
     if not changes or any(c["fix"] not in OPTIMIZER_ONLY for c in changes) or not stopped \
             or not any(f["severity"] == "error" for f in prev["findings"]) and "non-finite" not in stopped:
@@ -158,8 +115,6 @@ def _bad_from(found: list[Finding], spec: Spec) -> Optional[int]:
     """The first step an error finding's evidence reaches back to (a 3x window's first step, the
     first non-finite step): a checkpoint written at or after it is not a good one, since the stop
     rules run at log flushes, after it may have been written."""
-    from babysit.doctor.rules.loss import DIVERGE_WINDOW
-
     steps = []
     for f in found:
         ev = f.evidence or {}
@@ -174,32 +129,5 @@ def _bad_from(found: list[Finding], spec: Spec) -> Optional[int]:
     return min(steps) if steps else None
 
 
-def _start_from(trainer, state: dict) -> None:
-    """The checkpoint's weights and data position, a fresh optimizer at the new settings, and the
-    schedule moved on to the checkpoint's step (the lr the new settings give there)."""
-    import warnings
-
-    trainer.model.load_state_dict(state["model"])
-    trainer.sampler.load_state_dict(state["sampler"])
-    with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": on purpose here
-        warnings.simplefilter("ignore")
-        for _ in range(state["step"]):
-            trainer.schedule.step()
-    trainer.step = state["step"]
-
-
 def _write(run_dir: Path, attempts: list[dict], best: Optional[int] = None) -> None:
     atomic_write_text(run_dir / REPAIRS, json.dumps({"attempts": attempts, "best": best}, indent=2))
-
-
-def repair_command(spec: Spec, out: Optional[Path], resume: bool, quiet: bool, max_repairs: int) -> dict:
-    """`babysit train SPEC --repair`: the repair loop with the CLI's run directory and messages."""
-    import click
-
-    from babysit.runs import new_run_dir
-
-    if resume:
-        raise click.UsageError("--repair starts from scratch; it cannot be combined with --resume")
-    run_dir = out or new_run_dir(spec.name)
-    click.echo(f"run directory: {run_dir} (repairs under {run_dir}/repair-K, log in {run_dir / REPAIRS})")
-    return train_with_repairs(spec, run_dir, max_repairs=max_repairs, progress=not quiet, echo=click.echo)

@@ -12,11 +12,13 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from babysit.data import Dataset
+from babysit.errors import TrainingError
+from babysit.layout import CHECKPOINT
+from babysit.session import build_trainer
 from babysit.spec import Spec
-from babysit.train.callbacks import Callback
-from babysit.train.checkpoint import CHECKPOINT, load_checkpoint
-from babysit.train.optim import Schedule
-from babysit.train.trainer import Trainer, TrainingError
+from babysit.train import Callback, Trainer
+from babysit.train.checkpoint import load_checkpoint
+from babysit.train.optim import build_optimizer
 
 HEAD = ("out", "out_bn")  # the layers re-initialized for the new classes (models.py names them)
 
@@ -42,36 +44,23 @@ def load_body(model: nn.Module, source: dict, source_name: str) -> None:
     model.load_state_dict(body, strict=False)
 
 
-def split_optimizer(optimizer: torch.optim.Optimizer, body: set[int], factor: float) -> torch.optim.Optimizer:
-    """The same optimizer with each group split in a body part (lr x factor) and a head part."""
-    if isinstance(optimizer, torch.optim.LBFGS):
-        raise TrainingError("finetune needs per-layer learning rates, which optim 'lbfgs' lacks in torch; "
-                            "use sgd, adam, adamw, rmsprop or adagrad")
-    groups = []
-    for g in optimizer.param_groups:
-        for is_body in (True, False):
-            params = [p for p in g["params"] if (id(p) in body) == is_body]
-            if params:
-                groups.append({"params": params, "weight_decay": g["weight_decay"],
-                               # initial_lr: the base lr; g["lr"] may already be scaled by a warm-up
-                               "lr": g.get("initial_lr", g["lr"]) * (factor if is_body else 1.0)})
-    return type(optimizer)(groups, **optimizer.defaults)
-
-
 class HeadFirst(Callback):
     """Freezes the body (no gradients, BatchNorm running statistics held) for the first
     `head_steps` steps, then releases it."""
 
-    def __init__(self, model: nn.Module, head_steps: int, source: str, factor: float):
-        self.head_steps, self.source, self.factor = head_steps, source, factor
-        self.body = [p for n, p in model.named_parameters() if not is_head(n)]
-        self.body_bn = [m for n, m in model.named_modules() if isinstance(m, _BatchNorm) and not is_head(n)]
+    def __init__(self, source: str, head_steps: int, factor: float):
+        self.source, self.head_steps, self.factor = source, head_steps, factor
         self.momenta: list = []
 
-    def on_train_begin(self, trainer) -> None:
+    def on_setup(self, trainer) -> None:
         if self.head_steps > trainer.total_steps:
             raise TrainingError(f"finetune.head_steps ({self.head_steps}) exceeds the run's "
                                 f"{trainer.total_steps} steps; lower it or raise train.steps")
+
+    def on_train_begin(self, trainer) -> None:
+        model = trainer.model
+        self.body = [p for n, p in model.named_parameters() if not is_head(n)]
+        self.body_bn = [m for n, m in model.named_modules() if isinstance(m, _BatchNorm) and not is_head(n)]
         if trainer.step < self.head_steps:
             for p in self.body:
                 p.requires_grad_(False)
@@ -93,14 +82,17 @@ class HeadFirst(Callback):
 
 def build_finetune(source_run: Path | str, spec: Spec, out: Path | str, *, progress: bool = True,
                    data: Optional[Dataset] = None, callbacks=()) -> Trainer:
-    """A Trainer for `spec` that starts from the body of `source_run`'s last checkpoint."""
+    """A Trainer for `spec` that starts from the body of `source_run`'s last checkpoint, its body
+    learning at optim.lr x finetune.body_lr_factor."""
+    if spec.optim.name == "lbfgs":
+        raise TrainingError("finetune needs per-layer learning rates, which optim 'lbfgs' lacks in torch; "
+                            "use sgd, adam, adamw, rmsprop or adagrad")
     source_run = Path(source_run)
     state = load_checkpoint(source_run / CHECKPOINT, map_location="cpu")["model"]
     f = spec.finetune
-    trainer = Trainer(spec, out, progress=progress, data=data, callbacks=callbacks)
-    load_body(trainer.model, state, str(source_run))
-    phase = HeadFirst(trainer.model, f.head_steps, str(source_run), f.body_lr_factor)
-    trainer.optimizer = split_optimizer(trainer.optimizer, {id(p) for p in phase.body}, f.body_lr_factor)
-    trainer.schedule = Schedule(trainer.optimizer, spec.schedule, trainer.total_steps)
-    trainer.callbacks.insert(0, phase)
+    trainer = build_trainer(spec, out, progress=progress, data=data,
+                            callbacks=[HeadFirst(str(source_run), f.head_steps, f.body_lr_factor), *callbacks],
+                            optimizer_factory=lambda model: build_optimizer(
+                                model, spec.optim, lambda name: 1.0 if is_head(name) else f.body_lr_factor))
+    load_body(trainer.model, state, str(source_run))  # the head keeps its fresh init
     return trainer

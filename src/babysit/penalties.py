@@ -1,7 +1,8 @@
 """Regularization terms added to the loss (LECTURES.md §1: L2, L1). Unlike the optimizer's
 weight decay they are part of the loss the run logs, so "turn regularization up: the loss must go
 up" (LECTURES.md §2, item 4) can be checked on them. A penalty is a function model -> scalar,
-registered by name; a user's own goes in REGULARIZERS the same way.
+registered by name in REGULARIZERS (`REGULARIZERS.register("mine", fn)`), which is where the
+spec's `train.regularizer.name` is checked.
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Callable, Optional
 
 import torch
 from torch import nn
+
+from babysit.registry import Registry
 
 Penalty = Callable[[nn.Module], torch.Tensor]
 
@@ -28,7 +31,9 @@ def l1(model: nn.Module) -> torch.Tensor:
     return sum(p.abs().sum() for p in _weights(model))
 
 
-REGULARIZERS: dict[str, Penalty] = {"l2": l2, "l1": l1}
+REGULARIZERS: Registry[Penalty] = Registry("regularizer")
+REGULARIZERS.register("l2", l2)
+REGULARIZERS.register("l1", l1)
 
 
 def build_penalty(spec) -> Optional[tuple[Penalty, float]]:

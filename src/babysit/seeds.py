@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 from babysit.data import build_data
+from babysit.errors import TrainingError
+from babysit.layout import SUMMARY, atomic_write_text
+from babysit.session import build_trainer
 from babysit.spec import Spec
-from babysit.train.checkpoint import atomic_write_text
-from babysit.train.ensemble import evaluate_ensemble
-from babysit.train.trainer import SUMMARY, Trainer, TrainingError
+from babysit.train.evaluate import evaluate
 
 MEMBER_DIR = "member-{}"
 
@@ -29,7 +30,7 @@ def train_members(spec: Spec, parent: Path | str, n: int, *, progress: bool = Tr
     data = build_data(spec.data)  # once: every member sees the very same splits
     trainers, members = [], []
     for k in range(n):
-        t = Trainer(member_spec(spec, k), parent / MEMBER_DIR.format(k), progress=progress, data=data)
+        t = build_trainer(member_spec(spec, k), parent / MEMBER_DIR.format(k), progress=progress, data=data)
         members.append(t.fit())
         trainers.append(t)
         if on_member is not None:
@@ -40,7 +41,7 @@ def train_members(spec: Spec, parent: Path | str, n: int, *, progress: bool = Tr
     for split_name, split in (("val", trainers[0].val_split), ("test", data.test)):
         if len(split) == 0:
             continue
-        r = evaluate_ensemble(models, split)
+        r = evaluate(models, split)
         summary.update({f"{split_name}_loss": r["loss"], f"{split_name}_acc": r["acc"],
                         f"mean_member_{split_name}_acc": r["mean_member_acc"],
                         f"member_{split_name}_acc": r["member_acc"]})

@@ -10,14 +10,16 @@ import math
 from typing import Any, Literal, Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from babysit.errors import SpecError
+from babysit.reference import DIVERGE_FACTOR
+from babysit.schema import Strict
 
 ParamType = Literal["log_uniform", "uniform", "int", "log_int", "categorical"]
 LOG_TYPES = ("log_uniform", "log_int")
 INT_TYPES = ("int", "log_int")
 
-# LECTURES.md §2.8: "if the cost ever exceeds 3 x the original cost, break out early".
-DIVERGENCE_FACTOR = 3.0
 # Coarse to fine: the next stage's range spans the best quarter of the finished trials (LECTURES.md
 # §4 "narrow around the good region"); a quarter of 16 coarse trials is 4, enough to see a region.
 KEEP_FRACTION = 0.25
@@ -30,11 +32,7 @@ PROMOTE = 2
 HEARTBEAT_S = 10
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ParamSpec(_Strict):
+class ParamSpec(Strict):
     """One searched field: a range (log_uniform, uniform, int, log_int) or a list of choices."""
 
     type: ParamType
@@ -81,21 +79,21 @@ class ParamSpec(_Strict):
         return [float(v) for v in values]
 
 
-class StageSpec(_Strict):
+class StageSpec(Strict):
     """One stage: how many trials, each trained for how many steps."""
 
     trials: Optional[int] = Field(None, ge=1, description="random/tpe: trials in this stage")
     steps: int = Field(..., ge=1, description="training steps of each trial")
 
 
-class SearchSpec(_Strict):
+class SearchSpec(Strict):
     params: dict[str, ParamSpec] = Field(..., min_length=1)
     stages: list[StageSpec] = Field(
         default_factory=lambda: [StageSpec(trials=16, steps=1000), StageSpec(trials=8, steps=4000)],
         min_length=1)
     sampler: Literal["random", "grid", "tpe"] = "random"
     pruner: Literal["divergence", "median"] = "divergence"
-    divergence_factor: float = Field(DIVERGENCE_FACTOR, gt=1)
+    divergence_factor: float = Field(DIVERGE_FACTOR, gt=1)
     keep: float = Field(KEEP_FRACTION, gt=0, le=1, description="fraction of finished trials a stage narrows around")
     promote: int = Field(PROMOTE, ge=0, description="later stages first re-train the last stage's best this many")
     grid_points: int = Field(7, ge=2, description="grid: values per numeric parameter")
@@ -134,10 +132,10 @@ class SearchSpec(_Strict):
     def with_total_trials(self, total: int) -> "SearchSpec":
         """`--trials N`: N trials in all, shared among the stages in the spec's proportions."""
         if self.sampler == "grid":
-            raise ValueError(f"--trials does not apply to sampler 'grid' (it runs all "
+            raise SpecError(f"--trials does not apply to sampler 'grid' (it runs all "
                              f"{self.grid_size()} points per stage); use random or tpe")
         if total < len(self.stages):
-            raise ValueError(f"--trials {total} is fewer than the {len(self.stages)} stages; "
+            raise SpecError(f"--trials {total} is fewer than the {len(self.stages)} stages; "
                              f"give at least {len(self.stages)}")
         weights = np.array([s.trials for s in self.stages], dtype=float)
         share = weights / weights.sum() * total

@@ -1,0 +1,156 @@
+"""The run spec: YAML validated into typed objects, with every rule that needs only the spec
+checked here, at load time. Every error names the field path and the file, because a user fixing
+a spec needs both. The spec imports nothing of babysit's but leaf tables (activations, penalties,
+the augment ops' parameters); its sections are in sections.py, the `search:` section in search.py."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from pydantic import ValidationError, model_validator
+
+from babysit.errors import SpecError
+from babysit.schema import Strict
+from babysit.spec.search import INT_TYPES, LOG_TYPES, ParamSpec, SearchSpec, StageSpec  # noqa: F401
+from babysit.spec.sections import (DataSpec, EarlyStopSpec, EMASpec, FinetuneSpec, InitSpec, LayerInit,  # noqa: F401
+                                   ModelSpec, OptimSpec, RegularizerSpec, ScheduleSpec, TrainSpec, WatchSpec)
+
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
+# The sections whose state a checkpoint holds: a resumed run may not change them.
+RESUME_FIXED = ("data", "model", "optim", "schedule")
+NAMES_EMBED_DIM = 10  # model.embed_dim when names data leave it out: MM3's n_embd (LECTURES.md §5)
+
+
+class Spec(Strict):
+    name: str = "run"
+    seed: int = 0
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    optim: OptimSpec = OptimSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+    train: TrainSpec = TrainSpec(steps=1000)
+    watch: WatchSpec = WatchSpec()
+    finetune: FinetuneSpec = FinetuneSpec()
+    search: Optional[SearchSpec] = None  # `babysit search`: the space and stages (search/space.py)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_embedding(cls, raw):
+        """Names data are character indices: they need an embedding, MM3's unless given."""
+        if isinstance(raw, dict):
+            data, model = raw.get("data") or {}, raw.get("model") or {}
+            if isinstance(data, dict) and isinstance(model, dict) and data.get("kind", "names") == "names" \
+                    and "embed_dim" not in model:
+                raw = {**raw, "model": {**model, "embed_dim": NAMES_EMBED_DIM}}
+        return raw
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.optim.name == "lbfgs" and self.train.batch_size != "full":
+            raise ValueError("optim 'lbfgs' is for full-batch problems: set train.batch_size: full")
+        last = self.train.steps
+        if last is not None:
+            warm = self.schedule.warmup_steps  # milestones count from the end of the warm-up
+            late = [m for m in self.schedule.milestones if m + warm >= last]
+            if late:
+                raise ValueError(f"schedule.milestones {late} lie at or past the last step "
+                                 f"(train.steps = {last}, counted after {warm} warm-up steps); "
+                                 "they would never take effect")
+            if self.schedule.warmup_steps >= last:
+                raise ValueError(f"schedule.warmup_steps ({self.schedule.warmup_steps}) must be "
+                                 f"below train.steps ({last})")
+        if self.model.embed_dim and self.data.kind != "names":
+            raise ValueError(f"model.embed_dim is for character data (data.kind: names), not "
+                             f"'{self.data.kind}'; remove it")
+        if self.train.snapshots and self.schedule.name != "cosine_restarts":
+            raise ValueError(f"train.snapshots needs schedule.name: cosine_restarts (a snapshot at the end "
+                             f"of each cycle), got '{self.schedule.name}'; set schedule.cycle_steps too")
+        if self.data.kind == "names" and self.model.kind != "mlp":
+            raise ValueError(f"names data needs model.kind 'mlp' (with embed_dim), got '{self.model.kind}'")
+        if self.data.kind == "names" and not self.model.embed_dim:
+            raise ValueError(f"names data are character indices: model.embed_dim must be set (MM3: "
+                             f"{NAMES_EMBED_DIM}), got {self.model.embed_dim}")
+        return self
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"invalid spec {source}:"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling and its section)"
+        got = e.get("input")
+        shown = "" if e["type"] == "extra_forbidden" or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {where}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def _parse_value(text: str) -> Any:
+    """`--set` values are YAML scalars/lists, so `optim.lr=1e-3` and `model.hidden=[64,64]` work."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"--set value {text!r} is not valid YAML: {exc}") from None
+
+
+def apply_overrides(raw: dict, overrides: list[str], source: str) -> dict:
+    for item in overrides:
+        if "=" not in item:
+            raise SpecError(f"--set expects key.path=value, got {item!r}")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = raw
+        for p in parts[:-1]:
+            child = node.setdefault(p, {})
+            if not isinstance(child, dict):
+                raise SpecError(f"--set {key}: '{p}' in {source} is a value, not a section")
+            node = child
+        node[parts[-1]] = _parse_value(value)
+    return raw
+
+
+def resolve_spec_path(name_or_path: str | Path) -> Path:
+    """A path to a YAML file, or the name of a shipped preset (`makemore-bn`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    preset = PRESETS_DIR / f"{name_or_path}.yaml"
+    if preset.is_file():
+        return preset
+    names = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+    raise SpecError(f"no spec file '{name_or_path}' and no preset of that name; presets: {names}")
+
+
+def spec_from_dict(raw: Any, source: str = "<dict>") -> Spec:
+    if not isinstance(raw, dict):
+        raise SpecError(f"invalid spec {source}: the top level must be a mapping of sections, "
+                        f"got {type(raw).__name__}")
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as err:
+        raise SpecError(_format_errors(err, source)) from None
+
+
+def load_spec(name_or_path: str | Path, overrides: list[str] | None = None) -> Spec:
+    path = resolve_spec_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"invalid spec {path}: not valid YAML: {exc}") from None
+    raw = {} if raw is None else raw
+    if isinstance(raw, dict):
+        raw = apply_overrides(raw, overrides or [], str(path))
+    return spec_from_dict(raw, str(path))
+
+
+def dump_spec(spec: Spec) -> str:
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+
+
+def resume_changes(saved: Spec | dict, now: Spec) -> list[str]:
+    """The RESUME_FIXED sections in which `now` differs from the spec a checkpoint was saved with."""
+    saved = saved.model_dump(mode="json") if isinstance(saved, Spec) else saved
+    current = now.model_dump(mode="json")
+    return [k for k in RESUME_FIXED if saved.get(k) != current[k]]
