@@ -10,7 +10,7 @@ import babysit
 
 SRC = Path(babysit.__file__).parent
 # Leaves: what everyone shares; they import leaves only.
-LEAVES = {"errors", "registry", "layout", "build", "schema", "reference", "activations", "penalties"}
+LEAVES = {"errors", "registry", "layout", "build", "schema", "reference", "activations", "penalties", "pages"}
 # room -> the rooms (besides itself and the leaves) it may import
 ALLOWED = {
     "spec": {"data.augment"},  # the augment ops' parameters, a table the spec validates against

@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from torch import nn
 
 from babysit import TrainingError, Watch, build_trainer, load_spec
+from babysit.errors import BabysitWarning
 from babysit.cli import main
 from babysit.spec import SpecError
 from babysit.watch.table import WatchRecord
@@ -78,6 +79,6 @@ def test_plot_and_export_work_on_a_library_path_directory(tmp_path):
 def test_spec_rejects_embedding_outside_names_and_milestones_lost_to_warmup(tmp_path):
     with pytest.raises(SpecError, match="embed_dim is for character data"):
         load_spec("digits-mlp", ["model.embed_dim=4"])
-    with pytest.raises(SpecError, match=r"milestones \[9\].*after 4 warm-up steps"):
+    with pytest.warns(BabysitWarning, match=r"milestones \[9\].*after 4 warm-up steps.*dropped"):
         load_spec("digits-mlp", ["train.steps=12", "schedule.name=step", "schedule.milestones=[9]",
                                  "schedule.warmup_steps=4"])

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from babysit.errors import BabysitWarning
 from babysit.spec import PRESETS_DIR, Spec, SpecError, load_spec
+from babysit.train.optim import milestone_steps
 
 PRESET_PATHS = sorted(PRESETS_DIR.glob("*.yaml"))
 
@@ -36,7 +38,7 @@ def test_misspelt_key_is_unknown_and_named_with_its_section(tmp_path):
 
 def test_misspelt_top_level_section_is_unknown(tmp_path):
     msg = rejected(write(tmp_path, "optimizer: {lr: 0.1}\n"))
-    assert re.search(r"^\s*optimizer: unknown key", msg, re.M), msg
+    assert re.search(r"(?:^\s*|\.yaml: )optimizer: unknown key", msg, re.M), msg
 
 
 def test_wrong_type_names_field_and_bad_value(tmp_path):
@@ -66,25 +68,32 @@ def test_zero_lr_rejected(tmp_path):
 
 def test_batch_size_zero_rejected(tmp_path):
     msg = rejected(write(tmp_path, "train: {steps: 10, batch_size: 0}\n"))
-    assert re.search(r"^\s*train.batch_size: must be >= 1", msg, re.M), msg
+    assert re.search(r"(?:^\s*|\.yaml: )train.batch_size: must be >= 1", msg, re.M), msg
     assert "got 0" in msg
 
 
-def test_milestone_at_last_step_rejected(tmp_path):
-    msg = rejected(write(tmp_path, "schedule: {name: step, milestones: [50, 100]}\ntrain: {steps: 100}\n"))
-    assert "schedule.milestones [100]" in msg  # only the late one, not 50
-    assert "train.steps = 100" in msg
+def test_a_milestone_at_the_last_step_is_dropped_with_a_warning(tmp_path):
+    with pytest.warns(BabysitWarning, match=r"schedule.milestones \[100\] .*train.steps = 100.*dropped"):
+        spec = load_spec(write(tmp_path, "schedule: {name: step, milestones: [50, 100]}\ntrain: {steps: 100}\n"))
+    assert milestone_steps(spec.schedule, 100) == [50]  # only the late one goes, not 50
 
 
-def test_milestone_past_last_step_rejected(tmp_path):
-    msg = rejected(write(tmp_path, "schedule: {name: step, milestones: [100000]}\ntrain: {steps: 2000}\n"))
-    assert "schedule.milestones [100000]" in msg
-    assert "train.steps = 2000" in msg
+def test_a_shortened_run_keeps_its_spec_and_fractions_follow_it():
+    with pytest.warns(BabysitWarning, match=r"schedule.milestones \[100000\] .*train.steps = 2000"):
+        spec = load_spec("makemore-bn", ["train.steps=2000", "schedule.milestones=[100000]"])
+    assert milestone_steps(spec.schedule, 2000) == []
+    assert milestone_steps(load_spec("makemore-bn", ["train.steps=2000"]).schedule, 2000) == [1000]  # preset: [0.5]
+
+
+@pytest.mark.parametrize("milestones", ["[0.5, 100]", "[1.5]"])
+def test_milestones_are_fractions_or_step_numbers_not_both(tmp_path, milestones):
+    msg = rejected(write(tmp_path, f"schedule: {{name: step, milestones: {milestones}}}\ntrain: {{steps: 1000}}\n"))
+    assert "milestones" in msg and ("fractions" in msg)
 
 
 def test_milestones_not_increasing_rejected(tmp_path):
     msg = rejected(write(tmp_path, "schedule: {name: step, milestones: [50, 20]}\ntrain: {steps: 100}\n"))
-    assert re.search(r"^\s*schedule: milestones must be positive and increasing", msg, re.M), msg
+    assert re.search(r"(?:^\s*|\.yaml: )schedule: milestones must be positive and increasing", msg, re.M), msg
     assert "[50, 20]" in msg
 
 
@@ -100,7 +109,7 @@ def test_warmup_at_last_step_rejected(tmp_path):
 
 def test_nesterov_without_momentum_rejected(tmp_path):
     msg = rejected(write(tmp_path, "optim: {name: sgd, nesterov: true}\ntrain: {steps: 10}\n"))
-    assert re.search(r"^\s*optim: nesterov needs momentum > 0", msg, re.M), msg
+    assert re.search(r"(?:^\s*|\.yaml: )optim: nesterov needs momentum > 0", msg, re.M), msg
 
 
 def test_nesterov_with_momentum_accepted(tmp_path):
@@ -110,7 +119,7 @@ def test_nesterov_with_momentum_accepted(tmp_path):
 
 def test_split_not_summing_to_one_rejected(tmp_path):
     msg = rejected(write(tmp_path, "data: {split: [0.5, 0.3, 0.1]}\ntrain: {steps: 10}\n"))
-    assert re.search(r"^\s*data: split must be three non-negative fractions summing to 1", msg, re.M), msg
+    assert re.search(r"(?:^\s*|\.yaml: )data: split must be three non-negative fractions summing to 1", msg, re.M), msg
     assert "[0.5, 0.3, 0.1]" in msg
 
 
@@ -127,7 +136,7 @@ def test_steps_and_epochs_both_set_rejected(tmp_path):
 
 def test_neither_steps_nor_epochs_rejected(tmp_path):
     msg = rejected(write(tmp_path, "train: {batch_size: 32}\n"))
-    assert re.search(r"^\s*train: set train.steps or train.epochs$", msg, re.M), msg
+    assert re.search(r"(?:^\s*|\.yaml: )train: set train.steps or train.epochs$", msg, re.M), msg
 
 
 def test_top_level_list_rejected(tmp_path):
@@ -241,7 +250,7 @@ def test_makemore_bn_values_land_typed():
     assert spec.seed == 42
     assert spec.model.batchnorm is True and spec.model.bn_momentum == 0.001
     assert spec.model.init.output.scale == 0.01
-    assert spec.schedule.name == "step" and spec.schedule.milestones == [100000]
+    assert spec.schedule.name == "step" and spec.schedule.milestones == [0.5]  # MM3: 100,000 of 200,000
     assert spec.train.steps == 200000 and spec.train.batch_size == 32
 
 
@@ -277,7 +286,7 @@ def test_override_creates_missing_section_and_reads_yaml_scalars(tmp_path):
 def test_override_applies_to_a_preset_by_name():
     spec = load_spec("makemore-bn", ["train.steps=150000", "optim.lr=0.05"])
     assert spec.train.steps == 150000 and spec.optim.lr == 0.05
-    assert spec.schedule.milestones == [100000]
+    assert spec.schedule.milestones == [0.5]
 
 
 def test_override_without_equals_rejected(tmp_path):
@@ -308,8 +317,8 @@ def test_override_making_spec_invalid_names_field(tmp_path):
 
 
 def test_override_milestone_check_uses_overridden_steps():
-    msg = rejected(PRESETS_DIR / "makemore-bn.yaml", ["train.steps=7"])
-    assert "schedule.milestones [100000]" in msg and "train.steps = 7" in msg
+    with pytest.warns(BabysitWarning, match=r"schedule.milestones \[100000\] .*train.steps = 7"):
+        load_spec(PRESETS_DIR / "makemore-bn.yaml", ["train.steps=7", "schedule.milestones=[100000]"])
 
 
 def test_booleans_are_not_numbers(tmp_path):
@@ -340,3 +349,13 @@ def test_one_resume_check_names_the_sections_that_changed():
     base = load_spec("makemore-bn")
     assert resume_changes(base, load_spec("makemore-bn", ["train.steps=300000", "watch.every=50"])) == []
     assert resume_changes(base.model_dump(mode="json"), load_spec("makemore-bn", ["optim.lr=0.5"])) == ["optim"]
+
+
+def test_a_data_path_in_a_spec_file_is_relative_to_that_file(tmp_path, monkeypatch):
+    (tmp_path / "project" / "data").mkdir(parents=True)
+    (tmp_path / "project" / "data" / "few.txt").write_text("ann\nbob\n")
+    path = write(tmp_path / "project", "data: {kind: names, path: data/few.txt}\n")
+    monkeypatch.chdir(tmp_path)  # not the spec's folder
+    assert load_spec(path).data.path == str(tmp_path / "project" / "data" / "few.txt")
+    given = load_spec(path, ["data.path=elsewhere.txt"]).data.path  # --set: as the shell sees it
+    assert given == "elsewhere.txt"

@@ -2,13 +2,14 @@
 a traceback; any other exception is a bug and keeps its traceback."""
 from __future__ import annotations
 
-import json
+import warnings
 from pathlib import Path
 
 import click
 
 from babysit.cli_runs import RUN, SET, commands, echo_findings
-from babysit.errors import BabysitError, SpecError
+from babysit.errors import BabysitError, BabysitWarning, Interrupted, SpecError
+from babysit.layout import to_json
 from babysit.spec import PRESETS_DIR, load_spec, resume_changes
 
 DEMO_STEPS = 100_000  # about 75 s at ~1,400 steps/s on two CPU cores (measured); the reference is 200,000
@@ -20,6 +21,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except BabysitError as exc:
             raise click.ClickException(str(exc)) from None
+        except Interrupted as exc:  # Ctrl-C / SIGTERM after the run wrote its checkpoint
+            click.echo(str(exc), err=True)
+            ctx.exit(exc.code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,7 +32,20 @@ def main():
     """babysit: train PyTorch networks the way the lectures teach, and babysit the training.
 
     Start with `babysit demo`, or `babysit train makemore-bn` (a preset name or a YAML file).
+    `babysit explain CODE` says what a finding code means and what fixes it.
     """
+    warnings.showwarning = _show_warning
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """babysit's own warnings as one line on stderr; anyone else's as Python prints them."""
+    if issubclass(category, BabysitWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
 
 
 def _train(spec, out: Path | None, resume: bool, quiet: bool) -> tuple[dict, Path]:
@@ -42,18 +59,20 @@ def _train(spec, out: Path | None, resume: bool, quiet: bool) -> tuple[dict, Pat
     summary = build_trainer(spec, run_dir, resume=resume, progress=not quiet).fit()
     click.echo(summary_line(summary))
     echo_findings(run_dir)
+    if summary["status"] == "failed":
+        raise SystemExit(1)
     return summary, run_dir
 
 
 def _train_seeds(spec, out: Path | None, n: int, quiet: bool) -> dict:
-    from babysit.runs import new_run_dir
+    from babysit.runs import new_run_dir, summary_line
     from babysit.seeds import train_members
 
     parent = out or new_run_dir(spec.name)
     click.echo(f"ensemble directory: {parent} ({n} members, seeds {spec.seed}..{spec.seed + n - 1})")
 
     def report(k, s):
-        click.echo(f"member {k} (seed {spec.seed + k}): val loss {s['val_loss']:.4f}  val acc {s['val_acc']:.4f}")
+        click.echo(f"member {k} (seed {spec.seed + k}): {summary_line(s)}")
 
     summary = train_members(spec, parent, n, progress=not quiet, on_member=report)
     click.echo(f"ensemble of {n}: val loss {summary['val_loss']:.4f}  val acc {summary['val_acc']:.4f}  "
@@ -129,8 +148,7 @@ def demo(steps, out, count):
     from babysit.runs import load_run
     from babysit.sample import sample_names
 
-    spec = load_spec("makemore-bn", [f"train.steps={steps}", f"schedule.milestones=[{steps // 2}]",
-                                     f"train.eval_every={max(steps // 5, 1)}", "name=demo"])
+    spec = load_spec("makemore-bn", [f"train.steps={steps}", f"train.eval_every={max(steps // 5, 1)}", "name=demo"])
     click.echo(f"babysit demo: {spec.model.hidden[0]}-unit tanh MLP + BatchNorm on {spec.data.kind} "
                f"(32,033 names), {steps} steps of batch {spec.train.batch_size}")
     _, run_dir = _train(spec, out, resume=False, quiet=False)
@@ -152,7 +170,7 @@ def check(spec, overrides, as_json):
     from babysit.preflight.setup import setup_from_spec
 
     results = run_checks(setup_from_spec(load_spec(spec, list(overrides))))  # the model `train` starts from
-    click.echo(json.dumps([r.as_dict() for r in results], indent=1) if as_json else str(results))
+    click.echo(to_json([r.as_dict() for r in results], indent=1) if as_json else str(results))
     if not results.ok:
         raise SystemExit(1)
 
@@ -160,7 +178,7 @@ def check(spec, overrides, as_json):
 @main.command("lr-find")
 @click.argument("spec")
 @SET
-@click.option("--steps", default=300, show_default=True, help="Steps of the sweep.")
+@click.option("--steps", type=click.IntRange(min=10), default=300, show_default=True, help="Steps of the sweep.")
 @click.option("--start", default=1e-6, show_default=True, help="First learning rate.")
 @click.option("--end", default=10.0, show_default=True, help="Last learning rate.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("lr_find.png"), show_default=True,
@@ -169,15 +187,30 @@ def lr_find(spec, overrides, steps, start, end, out):
     """Learning-rate range test on SPEC's model, optimizer and batch: an exponential sweep from
     --start to --end that stops when the loss passes 3x its start. Prints the range where the loss
     falls and a suggested lr (a decade below the lowest loss), and saves the plot."""
+    from babysit.layout import check_writable
     from babysit.preflight.lr_find import lr_range_test
-    from babysit.report.plots import lr_find_figure, plt
+    from babysit.report.plots import lr_find_figure, save_figure
 
-    result = lr_range_test(load_spec(spec, list(overrides)), start=start, end=end, steps=steps)
+    s = load_spec(spec, list(overrides))
+    check_writable(out)  # before the sweep, not after it
+    result = lr_range_test(s, start=start, end=end, steps=steps)
     click.echo(str(result))
-    fig = lr_find_figure(result)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    click.echo(f"plot: {out}")
+    click.echo(f"plot: {save_figure(lr_find_figure(result), out)}")
+
+
+@main.command()
+@click.argument("code", required=False)
+def explain(code):
+    """What a finding CODE means, what fires it and what fixes it (docs/findings.md); without
+    CODE, every code with when it fires."""
+    from babysit.pages import explain as page, finding_pages
+
+    if code is not None:
+        click.echo(page(code))
+        return
+    for name, text in finding_pages().items():
+        fires = next((line for line in text.splitlines() if line.startswith("Fires when:")), "")
+        click.echo(f"{name:26s} {fires.removeprefix('Fires when: ')}")
 
 
 @main.command()
@@ -238,8 +271,12 @@ def search(spec, overrides, trials, workers, storage, out, sampler, join):
 
     s = load_spec(spec, list(overrides))
     out = out or RUNS_ROOT / f"{s.name}-search"
-    result = run_search(s, out, trials=trials, workers=workers, storage=storage, sampler=sampler,
-                        join=join, echo=click.echo)  # a SearchError is a TrainingError: the CLI group reports it
+    try:  # a SearchError is a TrainingError: the CLI group reports it
+        result = run_search(s, out, trials=trials, workers=workers, storage=storage, sampler=sampler,
+                            join=join, echo=click.echo)
+    except Interrupted as exc:  # the trial in progress is queued again with its values
+        raise Interrupted(f"search interrupted; the same command resumes it: babysit search {spec} --out {out}",
+                          exc.code) from None
     Console(width=160).print(trials_table(result, f"search {out}"))
     click.echo(f"training steps run: {result.compute_steps:,}")
     if result.best is not None:

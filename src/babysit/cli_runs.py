@@ -9,7 +9,7 @@ import click
 
 from babysit.doctor import Finding, RunView, diagnose
 from babysit.errors import DataError
-from babysit.layout import FINDINGS, SPEC
+from babysit.layout import FINDINGS, SPEC, SUMMARY, to_json
 
 RUN = click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -45,7 +45,7 @@ def eval_cmd(run, split, weights, as_json, tta):
     result = {"run": str(run), "split": split, "step": loaded.step, "loss": m["loss"], "acc": m["acc"],
               "examples": len(part), "tta": tta}
     if as_json:
-        click.echo(json.dumps(result))
+        click.echo(to_json(result))
     else:
         how = f" tta {tta}" if tta else ""
         click.echo(f"{split}{how}: loss {m['loss']:.4f}  acc {m['acc']:.4f}  ({len(part)} examples, step {loaded.step})")
@@ -53,7 +53,7 @@ def eval_cmd(run, split, weights, as_json, tta):
 
 @commands.command()
 @RUN
-@click.option("-n", "count", default=20, show_default=True, help="How many names.")
+@click.option("-n", "count", type=click.IntRange(min=1), default=20, show_default=True, help="How many names.")
 @click.option("--seed", default=0, show_default=True)
 def sample(run, count, seed):
     """Sample names from a RUN trained on names data."""
@@ -83,7 +83,7 @@ def stats(run, step, as_json):
     sample = record.sample_at(step)
     rows = layer_rows(record, sample)
     if as_json:
-        click.echo(json.dumps([{"step": sample["step"], **r} for r in rows], indent=1))
+        click.echo(to_json([{"step": sample["step"], **r} for r in rows], indent=1))
     else:
         click.echo(format_table(rows, sample["step"]))
 
@@ -147,7 +147,7 @@ def echo_findings(run: Path) -> None:
     found = [Finding.from_dict(d) for d in json.loads(path.read_text())["findings"]]
     click.echo(f"doctor: {len(found)} finding(s)" + (f"; details: babysit doctor {run}" if found else ""))
     for f in found:
-        click.echo(f.line())
+        click.echo(f.line(max(len(g.where or "-") for g in found)))
 
 
 def _evidence(ev: dict) -> str:
@@ -172,7 +172,7 @@ def findings_table(findings: list[Finding], title: str):
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of findings (code, severity, where, evidence, advice, fix).")
 def doctor_cmd(run, as_json):
     """What is wrong with RUN, where, and what to do: the doctor's rules over the run's record
-    (watch.jsonl, metrics.jsonl, preflight results). Codes are stable (see DESIGN.md)."""
+    (watch.jsonl, metrics.jsonl, preflight results). Codes are stable: `babysit explain CODE` says what each means."""
     from rich.console import Console
 
     notes: list[str] = []
@@ -183,14 +183,27 @@ def doctor_cmd(run, as_json):
     for note in notes:
         click.echo(note, err=True)
     if as_json:
-        click.echo(json.dumps([f.as_dict() for f in found], indent=1))
+        click.echo(to_json([f.as_dict() for f in found], indent=1))
         return
+    ended = _how_it_ended(run)
+    if ended:
+        click.echo(ended)
     if not found:
-        click.echo(f"{run}: no findings (every rule passed)")
+        click.echo(f"{run}: no findings" + (" on the record so far" if ended else " (every rule passed)"))
         return
     Console(width=max(Console().width, 140)).print(findings_table(found, f"babysit doctor {run}"))
     counts = {s: sum(f.severity == s for f in found) for s in ("error", "warning", "info")}
     click.echo(", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items()))
+
+
+def _how_it_ended(run: Path) -> str:
+    """A line when the run did not finish cleanly: its rules then speak of a record cut short."""
+    summary = run / SUMMARY
+    if not summary.is_file():
+        return (f"{run} has no {SUMMARY}: the run is still training, or it was killed or ended in an error "
+                "(see its output); the rules below read its record up to there")
+    ended = json.loads(summary.read_text())
+    return f"the run ended in an error: {ended.get('stopped')}" if ended.get("status") == "failed" else ""
 
 
 def _snapshot_members(run, run_dir: Path) -> list:
@@ -233,7 +246,7 @@ def ensemble(runs, split, weights, snapshots, as_json):
     r = evaluate(models, part)
     gain = 100 * (r["acc"] - r["mean_member_acc"])
     if as_json:
-        click.echo(json.dumps({"split": split, "weights": weights, "members": names, "loss": r["loss"],
+        click.echo(to_json({"split": split, "weights": weights, "members": names, "loss": r["loss"],
                                "acc": r["acc"], "member_acc": r["member_acc"],
                                "mean_member_acc": r["mean_member_acc"], "gain_points": gain,
                                "examples": len(part)}))

@@ -24,3 +24,19 @@ class CheckpointError(BabysitError, RuntimeError):
 
 class UnknownName(BabysitError, ValueError):
     """A name no plug-in of its family is registered under."""
+
+
+class BabysitWarning(UserWarning):
+    """Something the run works around and the user should know (the CLI prints it as one line)."""
+
+
+class StorageError(BabysitError):
+    """A file or folder that cannot be written (disk full, read-only, a path through a file)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run after it wrote a checkpoint; `code` is the exit code."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code

@@ -10,7 +10,7 @@ go to RUN/repairs.json after every attempt.
 """
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
@@ -18,7 +18,7 @@ from babysit.doctor.callback import DoctorCallback
 from babysit.doctor.findings import Finding
 from babysit.doctor.fixes import plan_fixes
 from babysit.doctor.rules.loss import DIVERGE_WINDOW
-from babysit.layout import CHECKPOINT, REPAIRS, atomic_write_text
+from babysit.layout import CHECKPOINT, REPAIRS, write_json
 from babysit.preflight import DEFAULT_CHECKS
 from babysit.session import build_trainer
 from babysit.spec import Spec
@@ -54,15 +54,17 @@ def train_with_repairs(spec: Spec, run_dir: Path | str, *, max_repairs: int = DE
                                 start=None if start is None else Start(start[1]["model"], start[1]["step"],
                                                                        start[1]["sampler"])).fit()
         found = doctor.findings
-        attempt = {"attempt": k, "run_dir": str(out), "val_loss": summary["val_loss"], "stopped": summary["stopped"],
+        # a failed attempt reports its kept model (None when it kept none); NaN stands for "none" here
+        val = math.nan if summary["val_loss"] is None else summary["val_loss"]
+        attempt = {"attempt": k, "run_dir": str(out), "val_loss": val, "stopped": summary["stopped"],
                    "started": "scratch" if start is None else {"checkpoint": str(start[0]), "step": start[1]["step"]},
                    "findings": [{"code": f.code, "where": f.where, "severity": f.severity} for f in found],
                    "bad_from": _bad_from(found, current), "changes": attempts[-1]["next_changes"] if attempts else []}
         echo(f"attempt {k}" + (f" (from {start[0]}, step {start[1]['step']})" if start else "")
-             + f": val loss {summary['val_loss']:.4f}"
+             + f": val loss {val:.4f}"
              + (f" (stopped: {summary['stopped']})" if summary["stopped"] else ""))
         for f in found:
-            echo(f.line())
+            echo(f.line(max(len(g.where or "-") for g in found)))
         specs.append(current)
         nxt, changes = plan_fixes(current, found)
         if k == max_repairs:  # used up: say what a further round would have tried
@@ -130,4 +132,4 @@ def _bad_from(found: list[Finding], spec: Spec) -> Optional[int]:
 
 
 def _write(run_dir: Path, attempts: list[dict], best: Optional[int] = None) -> None:
-    atomic_write_text(run_dir / REPAIRS, json.dumps({"attempts": attempts, "best": best}, indent=2))
+    write_json(run_dir / REPAIRS, {"attempts": attempts, "best": best})

@@ -12,7 +12,7 @@ from torch import nn
 from babysit.build import select_device
 from babysit.data import Dataset, build_data
 from babysit.errors import CheckpointError, DataError
-from babysit.layout import CHECKPOINT, EMA, SPEC
+from babysit.layout import CHECKPOINT, EMA, SPEC, SUMMARY, make_dir, storage_error
 from babysit.models import build_model
 from babysit.spec import Spec, load_spec
 from babysit.train.checkpoint import load_checkpoint
@@ -23,7 +23,7 @@ RUNS_ROOT = Path("runs")
 def new_run_dir(name: str, root: Path = RUNS_ROOT) -> Path:
     """runs/<name>, or runs/<name>-2, -3, ...: a new run never overwrites an old one. The folder
     is created here (mkdir fails if it exists), so two runs started together cannot share one."""
-    root.mkdir(parents=True, exist_ok=True)
+    make_dir(root)
     n = 1
     while True:
         path = root / (name if n == 1 else f"{name}-{n}")
@@ -32,6 +32,8 @@ def new_run_dir(name: str, root: Path = RUNS_ROOT) -> Path:
             return path
         except FileExistsError:
             n += 1
+        except OSError as exc:
+            raise storage_error(path, exc, "create the folder") from None
 
 
 @dataclass
@@ -104,8 +106,10 @@ def check_same_data(runs: Sequence, names: Sequence[str], split: str) -> None:
 
 def summary_line(summary: dict) -> str:
     """The line `babysit train` prints for a finished run (and `stopped: ...` when it stopped early)."""
-    acc = f"  val acc {summary['val_acc']:.3f}" if summary.get("val_acc") is not None else ""
-    line = (f"train loss {summary['train_loss']:.4f}  val loss {summary['val_loss']:.4f}{acc}  "
+    def num(key):
+        return "-" if summary.get(key) is None else f"{summary[key]:.4f}"
+    kept = f" (model of step {summary['kept_step']})" if summary.get("kept_step") is not None else ""
+    line = (f"train loss {num('train_loss')}  val loss {num('val_loss')}  val acc {num('val_acc')}{kept}  "
             f"({summary['steps']} steps, {summary['wall_s']:.1f} s, {summary['steps_per_s']:.0f} steps/s, "
             f"{summary['device']})")
     return line + (f"\nstopped: {summary['stopped']}" if summary.get("stopped") else "")

@@ -3,12 +3,11 @@ dropout masks and batch order, the same data) in PARENT/member-K, and their ense
 PARENT/summary.json. LECTURES.md §1 (L7): averaging independent models gains "a couple percent"."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from babysit.data import build_data
 from babysit.errors import TrainingError
-from babysit.layout import SUMMARY, atomic_write_text
+from babysit.layout import SUMMARY, write_json
 from babysit.session import build_trainer
 from babysit.spec import Spec
 from babysit.train.evaluate import evaluate
@@ -45,5 +44,5 @@ def train_members(spec: Spec, parent: Path | str, n: int, *, progress: bool = Tr
         summary.update({f"{split_name}_loss": r["loss"], f"{split_name}_acc": r["acc"],
                         f"mean_member_{split_name}_acc": r["mean_member_acc"],
                         f"member_{split_name}_acc": r["member_acc"]})
-    atomic_write_text(parent / SUMMARY, json.dumps(summary, indent=2))
+    write_json(parent / SUMMARY, summary)
     return summary

@@ -45,9 +45,12 @@ def test_loss_diverged_stops_a_run_without_a_watch(tmp_path):
     assert "loss-diverged" in codes
 
 
-class _Trainer:  # what on_log reads of a Trainer
+class _Trainer:  # what on_log reads of a Trainer, and how it is stopped
     def __init__(self, watch):
         self.watch, self.stop_reason, self.step = watch, None, 0
+
+    def stop(self, reason, failed):
+        self.stop_reason = self.stop_reason or reason
 
 
 def _stop_step(losses, log_every):

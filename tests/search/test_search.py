@@ -278,3 +278,26 @@ def test_a_trial_runs_no_preflight_snapshots_or_ema(tmp_path):
     ts = runner.trial_spec(spec, {"optim.lr": 0.05}, 40, "t", 5707)
     assert not ts.train.preflight and not ts.train.snapshots and ts.train.ema is None
     assert ts.optim.lr == 0.05 and ts.schedule.name == "cosine_restarts"
+
+
+def test_a_random_stage_draws_its_values_when_planned_so_a_resume_runs_the_same_trials(tmp_path):
+    """Values are a function of (seed, stage, trial) fixed when the stage is queued: a search
+    killed before it started some trials runs exactly those values when resumed."""
+    from babysit.search.driver import _plan_stage, _top_up
+
+    spec = load_spec(write_spec(tmp_path, [{"trials": 5, "steps": 30}, {"trials": 3, "steps": 60}]))
+    planned = []
+    for k in range(2):
+        (tmp_path / f"s{k}").mkdir()
+        study = open_study(open_storage(storage_url(tmp_path / f"s{k}"), 60), "tiny")
+        _plan_stage(study, 0, spec, spec.search, echo=lambda m: None)
+        assert _top_up(study, 0, spec.search, spec.seed) == 5
+        assert _top_up(study, 0, spec.search, spec.seed) == 0  # a resume queues nothing twice
+        planned.append([t.system_attrs["fixed_params"] for t in study.get_trials(deepcopy=False)])
+    assert planned[0] == planned[1] and len({tuple(sorted(p.items())) for p in planned[0]}) == 5
+    space = spec.search.params
+    for values in planned[0]:
+        assert set(values) == set(space)
+        for name, v in values.items():
+            p = space[name]
+            assert p.low <= v <= p.high

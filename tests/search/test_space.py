@@ -111,3 +111,27 @@ def test_a_later_grid_stage_counts_the_points_of_its_own_narrowed_space():
     assert search.stage_trials(0) == 21 and search.stage_trials(1, narrowed.space) == 7
     with pytest.raises(ValueError, match="narrowed space"):
         search.stage_trials(1)  # a later grid stage's size is never guessed from the first's
+
+
+@pytest.mark.parametrize("raw", [{"type": "log_uniform", "low": 1e-4, "high": 1.0},
+                                 {"type": "uniform", "low": -1.0, "high": 2.0},
+                                 {"type": "int", "low": 2, "high": 5},
+                                 {"type": "log_int", "low": 1, "high": 64},
+                                 {"type": "categorical", "choices": ["tanh", "relu", None]}])
+def test_planned_values_cover_each_range_and_stay_in_it(raw):
+    import numpy as np
+
+    from babysit.spec import ParamSpec
+
+    p = ParamSpec.model_validate(raw)
+    rng = np.random.default_rng(0)
+    values = [p.sample(rng) for _ in range(400)]
+    if p.type == "categorical":
+        assert set(values) == set(p.choices)
+        return
+    assert all(p.low <= v <= p.high for v in values)
+    if p.type in ("int", "log_int"):
+        assert all(isinstance(v, int) for v in values) and {p.low, p.high} <= set(values)
+    if p.log:  # log-uniform: about as many draws in each decade
+        decades = np.floor(np.log10(values))
+        assert np.unique(decades).size >= 2 and abs(np.mean(np.log(values)) - np.log(p.low * p.high) / 2) < 0.5

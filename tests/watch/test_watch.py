@@ -171,3 +171,21 @@ def test_maxout_layers_are_watched_after_the_weights_that_feed_them():
     assert order == [["0.linear", "weights"], ["0", "maxout"], ["1.linear", "weights"], ["1", "maxout"],
                      ["2", "weights"]]
     assert RunView(order=order).feeding_weights() == {"0": "0.linear.weight", "1": "1.linear.weight"}
+
+
+def test_long_layer_names_keep_their_columns():
+    from babysit.doctor import Finding
+    from babysit.watch.table import format_table
+
+    long = "encoder.blocks.11.attention.proj"
+    rows = [{"layer": long, "kind": "tanh", "mean": 0.1, "std": 0.6, "saturation_pct": 2.0, "dead_pct": 0.0,
+             "grad_std": 1e-3, "weight": long + ".weight", "grad_data": 1e-2, "update_data": -3.1},
+            {"layer": "act1", "kind": "relu", "mean": 0.1, "std": 0.6, "saturation_pct": None, "dead_pct": 1.0,
+             "grad_std": 1e-3, "weight": "fc1.weight", "grad_data": 1e-2, "update_data": -3.0}]
+    lines = format_table(rows, 100).splitlines()
+    starts = [line.index("-3.") for line in lines[3:]]
+    assert len(set(starts)) == 1 and f"{long} " in lines[3]  # aligned, and the name is not glued to the next
+    found = [Finding("update-ratio-high", "warning", long + ".weight", {}, "Each step changes it a lot."),
+             Finding("dead-units", "warning", "act1", {}, "Units died.")]
+    printed = [f.line(max(len(g.where) for g in found)) for f in found]
+    assert printed[0].index("Each") == printed[1].index("Units") and ".weight Each" in printed[0]

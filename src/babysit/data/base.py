@@ -62,6 +62,9 @@ def infer_num_classes(y: torch.Tensor, where: str) -> int:
 def check_split(name: str, x: torch.Tensor, y: torch.Tensor, num_classes: int, source: str) -> None:
     """Reject what would silently train wrong: mismatched lengths, bad labels, NaN/Inf inputs."""
     where = f"{source}, {name} split"
+    if x.ndim < 2:
+        raise DataError(f"{where}: inputs must hold one example per row and its features along the other "
+                        f"axes, got shape {tuple(x.shape)}; for one feature per example reshape x to ({x.shape[0]}, 1)")
     if x.shape[0] != y.shape[0]:
         raise DataError(f"{where}: {x.shape[0]} inputs but {y.shape[0]} labels; they must match")
     if name in ("train", "val") and x.shape[0] == 0:
@@ -111,7 +114,25 @@ def dataset_from_arrays(x: torch.Tensor, y: torch.Tensor, spec: DataSpec, source
 
 def build_data(spec: DataSpec) -> Dataset:
     data = LOADERS[spec.kind](spec)
-    return data if spec.classes is None else keep_classes(data, spec.classes)
+    data = data if spec.classes is None else keep_classes(data, spec.classes)
+    check_classes(data, ids_inferred=spec.kind == "arrays" and spec.num_classes is None and spec.classes is None)
+    return data
+
+
+def check_classes(data: Dataset, ids_inferred: bool) -> None:
+    """A classifier needs two classes. When the number of classes comes from the largest label id,
+    the ids must be mostly used: labels {0, 1000} are two classes, not a 1,001-way softmax."""
+    counts = torch.bincount(data.train.y, minlength=data.num_classes).tolist()
+    present = {i: c for i, c in enumerate(counts) if c}
+    shown = ", ".join(f"class {i}: {c}" for i, c in list(present.items())[:10]) + (", ..." if len(present) > 10 else "")
+    if len(present) < 2:
+        raise DataError(f"{data.source}: every training example has the same class ({shown}): a classifier "
+                        "needs at least 2 classes; check the labels or the split")
+    if ids_inferred and len(present) < data.num_classes / 2:
+        raise DataError(f"{data.source}: the labels use {len(present)} class ids but reach {data.num_classes - 1}, "
+                        f"so {data.num_classes - len(present)} of {data.num_classes} classes have no training "
+                        f"example ({shown}); relabel them 0..{len(present) - 1}, keep them with data.classes: "
+                        f"{list(present)[:10]}, or set data.num_classes")
 
 
 def keep_classes(data: Dataset, classes: list[int]) -> Dataset:

@@ -1,6 +1,9 @@
-"""Users' own data: arrays in .npz / .pt files, or a folder of images with one sub-folder per class."""
+"""Users' own data: arrays in .npz / .pt files, a CSV table (numeric feature columns and a label
+column whose values become class ids in sorted order), or a folder of images with one sub-folder
+per class."""
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +34,37 @@ def _as_tensor(value, key: str, path: Path) -> torch.Tensor:
     raise DataError(f"{path}: '{key}' has dtype {t.dtype}; expected numbers")
 
 
+def _read_csv(path: Path, target: str) -> tuple[dict, list[str]]:
+    """x from every column but `target`, y from `target`'s values mapped to ids (numbers sorted as
+    numbers, text as text); the class names in id order come back too."""
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.reader(fh) if r]
+    if len(rows) < 2:
+        raise DataError(f"{path}: a CSV table needs a header row and at least one data row")
+    header, body = rows[0], rows[1:]
+    if target not in header:
+        raise DataError(f"{path}: no column {target!r} (data.target); the columns are {header}")
+    t = header.index(target)
+    features = [i for i in range(len(header)) if i != t]
+    x = np.empty((len(body), len(features)), dtype=np.float32)
+    for line, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}, line {line}: {len(row)} cells, but the header has {len(header)}")
+        for j, i in enumerate(features):
+            try:
+                x[line - 2, j] = float(row[i])
+            except ValueError:
+                raise DataError(f"{path}, line {line}, column {header[i]!r}: {row[i]!r} is not a number; "
+                                "feature columns must be numeric (encode categories as numbers first)") from None
+    values = [row[t] for row in body]
+    try:
+        names = sorted(set(values), key=float)
+    except ValueError:
+        names = sorted(set(values))
+    ids = {v: i for i, v in enumerate(names)}
+    return {"x": x, "y": np.array([ids[v] for v in values], dtype=np.int64)}, names
+
+
 def _read_table(path: Path) -> dict:
     if not path.exists():
         raise DataError(f"data.path {path} does not exist")
@@ -49,13 +83,19 @@ def _read_table(path: Path) -> dict:
         raise
     except Exception as exc:  # a corrupt or truncated file: say which and why
         raise DataError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
-    raise DataError(f"data.path {path}: unsupported suffix '{path.suffix}'; use .npz or .pt")
+    raise DataError(f"data.path {path}: unsupported suffix '{path.suffix}'; use .npz, .pt or .csv")
 
 
 @LOADERS.register("arrays")
 def load_arrays(spec: DataSpec) -> Dataset:
     """Keys `x`, `y` (split by data.split), or `x_train`, `y_train`, `x_val`, `y_val` [, `x_test`, `y_test`]."""
     path = Path(spec.path)
+    if path.suffix.lower() == ".csv" and path.is_file():
+        table, names = _read_csv(path, spec.target)
+        data = dataset_from_arrays(torch.from_numpy(table["x"]), torch.from_numpy(table["y"]), spec, str(path),
+                                   num_classes=len(names))
+        data.extra["classes"] = names  # id -> the label as written in the table
+        return data
     table = _read_table(path)
     if all(k in table for k in PRESPLIT_KEYS):
         return _presplit(table, path, spec.num_classes)

@@ -1,5 +1,5 @@
 """The doctor: rules that read a run (a Record, or a live Watch) and return Findings with stable
-codes (DESIGN.md), located to the layer and explained; fixes that repair the spec."""
+codes (docs/findings.md), located to the layer and explained; fixes that repair the spec."""
 from babysit.doctor.diagnose import diagnose
 from babysit.doctor.findings import RULES, Finding, rule
 from babysit.doctor.view import RunView

@@ -8,14 +8,13 @@ A resumed run's live Watch starts at the checkpoint's step; the rules see the wh
 the record up to the checkpoint (read once, at the start) is joined to the live state."""
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 from babysit.doctor.diagnose import STOP_RULES, diagnose
 from babysit.doctor.findings import Finding
 from babysit.doctor.rules.loss import DIVERGE_WINDOW, diverged_window
 from babysit.doctor.view import RunView, keep_samples
-from babysit.layout import FINDINGS, atomic_write_text
+from babysit.layout import FINDINGS, write_json
 from babysit.train.callbacks import Callback
 from babysit.watch.record import read_events
 
@@ -79,8 +78,7 @@ class DoctorCallback(Callback):
         errors = [f for f in found if f.severity == "error"]
         if errors and self.stop_on_error and trainer.stop_reason is None:
             f = errors[0]
-            trainer.stop_reason = (f"doctor: {f.code} at {f.where} by step {trainer.step} ({f.evidence}); "
-                                   f"the last good checkpoint is kept. {f.advice}")
+            trainer.stop(f"doctor: {f.code} at {f.where} by step {trainer.step} ({f.evidence}). {f.advice}", failed=True)
 
     def on_log(self, trainer, step: int, scalars: dict) -> None:
         if self.first_window is None:
@@ -133,6 +131,5 @@ class DoctorCallback(Callback):
         return [f for f in self.stop_findings if (f.code, f.where) not in seen] + found
 
     def _write(self, trainer, stopped=None) -> None:
-        atomic_write_text(trainer.run_dir / FINDINGS, json.dumps(
-            {"step": trainer.step, "stopped": stopped or trainer.stop_reason,
-             "findings": [f.as_dict() for f in self.findings]}, indent=2))
+        write_json(trainer.run_dir / FINDINGS, {"step": trainer.step, "stopped": stopped or trainer.stop_reason,
+                                                "findings": [f.as_dict() for f in self.findings]})

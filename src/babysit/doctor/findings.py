@@ -1,6 +1,6 @@
 """Findings and the rule registry.
 
-A Finding says what is wrong (a stable `code`, DESIGN.md), how bad (`severity`), where (a layer
+A Finding says what is wrong (a stable `code`, docs/findings.md), how bad (`severity`), where (a layer
 or parameter name, or None), the numbers that triggered it (`evidence`), what to do (`advice`)
 and, when the spec can be repaired automatically, the name of a registered fix (`fix`).
 A rule is a small function registered in RULES by its code (`@rule(code, order)`); adding one
@@ -36,9 +36,9 @@ class Finding:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def line(self) -> str:
-        """One printed line: severity, code, where, advice."""
-        return f"  {self.severity:<8}{self.code:<24}{self.where or '-':<12}{self.advice}"
+    def line(self, where_width: int = 12) -> str:
+        """One printed line: severity, code, where (padded to where_width), advice."""
+        return f"  {self.severity:<8}{self.code:<24}{self.where or '-':<{where_width}} {self.advice}"
 
     @classmethod
     def from_dict(cls, d: dict) -> "Finding":

@@ -7,14 +7,13 @@ callback that runs it once at a run's setup.
 """
 from __future__ import annotations
 
-import json
 from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
 
 from babysit.errors import TrainingError
-from babysit.layout import PREFLIGHT, atomic_write_text
+from babysit.layout import PREFLIGHT, write_json
 
 # Each module registers its checks in CHECKS in checklist order: 1. data (labels, balance,
 # NaN/Inf, centring, overlap), 2. initial-loss (against ln(C)), 3. regularization (turned up, the
@@ -88,7 +87,7 @@ class ChecklistCallback(Callback):
         results = run_checks(setup_from_spec(trainer.spec, trainer.data, trainer.model), self.names)
         self.results = [r.as_dict() for r in results]
         path = trainer.run_dir / PREFLIGHT
-        atomic_write_text(path, json.dumps(self.results, indent=1))
+        write_json(path, self.results, indent=1)
         failed = [r for r in results if r.status == "fail"]
         if failed and self.stop_on_fail:
             raise TrainingError("preflight failed: " + "; ".join(f"{r.name}: {r.advice}" for r in failed)

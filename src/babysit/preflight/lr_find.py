@@ -29,6 +29,7 @@ FALLING = 0.1  # the falling range starts once 10% of the sweep's whole drop is 
 # (benchmarks/lr_find_rules.py): within 2% of the best lr tried on 8 of 21, median gap 2.6%,
 # against 7/21 with median gaps of 11% and 13%, and the lag-corrected minimum diverged once.
 SUGGEST_BELOW_MIN = 10.0
+SAME_LR = 1.5  # a suggestion within this factor of the configured lr is no advice to change it
 
 
 @dataclass
@@ -128,13 +129,16 @@ def check_lr_range(setup: Setup, start: float = 1e-6, end: float = 10.0, steps: 
                 "blows_up_at": float(f"{result.stopped_at:.3g}") if result.stopped_at else None,
                 "suggested": float(f"{result.suggested:.3g}")}
     expected = "the lr inside the range where the loss falls, below the 3x blow-up point"
+    # a value to try that differs from the lr: the suggestion, or the falling range's middle (log
+    # scale) when the suggestion is within SAME_LR of the lr itself ("try 0.1" to a run at 0.1)
+    other = result.suggested if abs(math.log(result.suggested / lr)) > math.log(SAME_LR) else math.sqrt(lo * hi)
     if result.stopped_at is not None and lr >= result.stopped_at:
         return CheckResult("lr-range", "fail", measured, expected,
-                           f"lr {lr:g} is where the range test's loss blew up (3x rule); try {result.suggested:.2g}")
+                           f"lr {lr:g} is where the range test's loss blew up (3x rule); try {other:.2g}")
     if lr < lo:
         return CheckResult("lr-range", "warn", measured, expected,
-                           f"lr {lr:g} is below the falling range: the loss will barely move; try {result.suggested:.2g}")
+                           f"lr {lr:g} is below the falling range: the loss will barely move; try {other:.2g}")
     if lr > hi:
         return CheckResult("lr-range", "warn", measured, expected,
-                           f"lr {lr:g} is past the loss minimum of the sweep, close to blowing up; try {result.suggested:.2g}")
+                           f"lr {lr:g} is past the loss minimum of the sweep, close to blowing up; try {other:.2g}")
     return CheckResult("lr-range", "pass", measured, expected)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from babysit.data import Dataset, Split
+from babysit.errors import TrainingError
 from babysit.data.augment import augmented
 from babysit.penalties import build_penalty
 from babysit.preflight.checks import Setup
@@ -81,6 +82,10 @@ def setup_from_user(model: nn.Module, loss_fn: Callable, train_data: SplitLike, 
     if num_classes is None:  # the softmax's width, as the model sees it
         with torch.no_grad():
             probe = copy.deepcopy(model).eval()(train.x[:2].to(next(model.parameters()).device))
+        if not isinstance(probe, torch.Tensor):
+            raise TrainingError(f"preflight needs a model that returns one tensor of logits; "
+                                f"{type(model).__name__} returned a {type(probe).__name__}: pass a wrapper module "
+                                "that returns the logits, e.g. the output's 'logits' entry")
         num_classes = probe.shape[-1]
     if regularizer is not None and reg_strength <= 0:
         raise ValueError(f"reg_strength must be > 0 with a regularizer, got {reg_strength}")

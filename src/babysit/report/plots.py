@@ -14,6 +14,8 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
+from babysit.errors import CheckpointError  # noqa: E402
+from babysit.layout import METRICS, PLOTS, WATCH, make_dir, storage_error  # noqa: E402
 from babysit.reference import DIVERGE_FACTOR, TARGET_UPDATE_LOG10 as UPDATE_RATIO_REFERENCE  # noqa: E402
 from babysit.watch.record import read_events  # noqa: E402
 from babysit.watch.table import WatchRecord, _pct  # noqa: E402
@@ -153,9 +155,11 @@ def accuracy_figure(run_dir: Path):
 def write_plots(run_dir: Path | str, step: Optional[int] = None) -> list[Path]:
     """Every figure for a run under RUN/plots/; returns the files written."""
     run_dir = Path(run_dir)
-    out = run_dir / "plots"
-    out.mkdir(exist_ok=True)
     record = WatchRecord(run_dir)
+    if not record.samples and not read_events(run_dir):
+        raise CheckpointError(f"{run_dir} holds no run record ({WATCH} or {METRICS}): nothing to plot; "
+                              "give a folder `babysit train` or a Watch(run_dir=...) wrote")
+    out = make_dir(run_dir / PLOTS)
     figures = {}
     if record.samples:
         sample = record.sample_at(step)
@@ -171,11 +175,19 @@ def write_plots(run_dir: Path | str, step: Optional[int] = None) -> list[Path]:
         figures["accuracy"] = accuracy_figure(run_dir)
     written = []
     for name, fig in figures.items():
-        path = out / f"{name}.png"
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out / f"{name}.png"))
     return written
+
+
+def save_figure(fig, path: Path) -> Path:
+    """The figure as a PNG at `path` (a StorageError naming it when it cannot be written), closed."""
+    try:
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+    finally:
+        plt.close(fig)
+    return path
 
 
 def lr_find_figure(result):

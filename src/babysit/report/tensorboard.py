@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from babysit.errors import CheckpointError
+from babysit.layout import METRICS, WATCH, check_writable
 from babysit.watch.record import read_events
 from babysit.watch.table import WatchRecord
 
@@ -26,7 +28,11 @@ def export_tensorboard(run_dir: Path | str, out: Optional[Path | str] = None) ->
     from torch.utils.tensorboard import SummaryWriter
 
     run_dir = Path(run_dir)
+    if not read_events(run_dir) and not (run_dir / WATCH).is_file():
+        raise CheckpointError(f"{run_dir} holds no run record ({WATCH} or {METRICS}): nothing to export; "
+                              "give a folder `babysit train` or a Watch(run_dir=...) wrote")
     out = Path(out) if out else run_dir / "tensorboard"
+    check_writable(out / "events")  # the folder takes files, before any work
     writer = SummaryWriter(log_dir=str(out))
     try:
         for e in read_events(run_dir, "train"):

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import optuna
 from optuna.samplers import RandomSampler, TPESampler
 from optuna.trial import TrialState
@@ -110,7 +111,7 @@ def _describe_space(space: dict) -> str:
     return ", ".join(parts)
 
 
-def _top_up(study, stage: int, search: SearchSpec) -> int:
+def _top_up(study, stage: int, search: SearchSpec, base_seed: int) -> int:
     """Queue what stage `stage` still lacks; returns how many were queued. Killed trials were
     failed and re-queued by fail_killed_trials, so they count as alive here, never twice; a
     trial that failed by its own fault counts as done, so resuming does not repeat it."""
@@ -134,12 +135,17 @@ def _top_up(study, stage: int, search: SearchSpec) -> int:
                 study.enqueue_trial(t.params, user_attrs={"stage": stage, "promoted_from": t.number})
                 queued += 1
     missing = max(stage_size(study, stage, search) - len(alive) - queued, 0)
-    # Narrowed choices are fixed here, taken in turn (runner.suggest samples from the first
-    # stage's list, the only one Optuna accepts); ranges are sampled by the worker.
     first = stage_space(study, 0)
     narrowed = {n: p.choices for n, p in space.items() if p.type == "categorical" and p.choices != first[n].choices}
     for i in range(len(alive) + queued, len(alive) + queued + missing):
-        study.enqueue_trial({n: c[i % len(c)] for n, c in narrowed.items()}, user_attrs={"stage": stage})
+        if search.sampler == "random":
+            # every value drawn now, from (seed, stage, trial): a search resumed after a kill runs
+            # the very trials it had planned, and narrows the next stage the same way
+            rng = np.random.default_rng([base_seed, stage, i])
+            values = {n: p.sample(rng) for n, p in space.items()}
+        else:  # tpe draws at run time from what it has seen; narrowed choices are fixed, in turn
+            values = {n: c[i % len(c)] for n, c in narrowed.items()}
+        study.enqueue_trial(values, user_attrs={"stage": stage})
     return queued + missing
 
 
@@ -197,15 +203,19 @@ def run_search(spec: Spec, out: Path | str, *, trials: Optional[int] = None, wor
     study.set_user_attr("identity", ident)
     study.set_user_attr("finished", False)
     atomic_write_text(out / "search.yaml", dump_spec(base))
-    resumed = len(study.get_trials(deepcopy=False))
-    echo(f"search '{name}': {url}" + (f" (resuming: {resumed} trials on record)" if resumed else ""))
+    resumed = study.get_trials(deepcopy=False)
+    echo(f"search '{name}': {url}" + (f" (resuming: {len(resumed)} trials on record)" if resumed else ""))
+    left = [t.number for t in resumed if t.state == TrialState.RUNNING]
+    if left:  # their process may be gone; a trial is taken as killed once its heartbeat lapses
+        echo(f"  trials {left} were left running: waiting up to {2 * search.heartbeat_s} s for their heartbeat "
+             "to lapse (a killed process's trials are then run again with the same values)")
     procs = _start_workers(base, out, url, name, workers) if workers > 1 else []
     # one in-process worker for every stage: it keeps the data it loaded and the spaces it read
     worker = Worker(study, base, out) if not procs else None
     try:
         for s, stage in enumerate(search.stages):
             _plan_stage(study, s, base, search, echo)
-            queued = _top_up(study, s, search)
+            queued = _top_up(study, s, search, base.seed)
             size = stage_size(study, s, search)
             echo(f"stage {s + 1}/{len(search.stages)}: {size} trials x {stage.steps} steps "
                  f"({queued} queued now); {_describe_space(stage_space(study, s))}")

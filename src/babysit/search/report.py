@@ -11,7 +11,7 @@ from typing import Optional
 
 from optuna.trial import TrialState
 
-from babysit.layout import atomic_write_text
+from babysit.layout import atomic_write_text, write_json
 from babysit.search.runner import spec_with, stage_space
 from babysit.search.study import FAILED
 from babysit.spec import SearchSpec, Spec, dump_spec
@@ -118,7 +118,7 @@ def write_outputs(result: SearchResult, out: Path) -> list[Path]:
     summary = {"best": result.best.__dict__ if result.best else None, "compute_steps": result.compute_steps,
                "notes": {str(k): v for k, v in result.notes.items()},
                "trials": [r.__dict__ for r in result.rows]}
-    atomic_write_text(out / RESULTS_FILE, json.dumps(summary, indent=1, default=str))
+    write_json(out / RESULTS_FILE, summary, indent=1, default=str)
     written.append(out / RESULTS_FILE)
     written.extend(write_plots(result, out / PLOTS_DIR))
     return written

@@ -95,8 +95,9 @@ def trial_spec(base: Spec, values: dict, steps: int, name: str, per_epoch: Optio
                         "cannot be scaled to the stage; lower schedule.warmup_steps or lengthen the stage")
     ratio = steps / full if full else 1.0
     sched["warmup_steps"] = min(int(sched["warmup_steps"] * ratio), steps - 1)
-    sched["milestones"] = sorted({m for m in (max(1, round(m * ratio)) for m in sched["milestones"])
-                                  if m + sched["warmup_steps"] < steps})
+    if all(m >= 1 for m in sched["milestones"]):  # step numbers shrink with the run; fractions need not
+        sched["milestones"] = sorted({m for m in (max(1, round(m * ratio)) for m in sched["milestones"])
+                                      if m + sched["warmup_steps"] < steps})
     if sched["name"] == "step" and not sched["milestones"]:
         sched["name"] = "constant"
     t.update(steps=steps, epochs=None, eval_every=steps, checkpoint_every=steps,
@@ -212,7 +213,7 @@ class Worker:
                 retry(self.study, frozen)
             raise
         _set_attr(trial, "steps", summary["steps"])
-        if not math.isfinite(summary["val_loss"]):
+        if summary["val_loss"] is None or not math.isfinite(summary["val_loss"]):  # None: a failed run kept nothing
             _set_attr(trial, "pruned", f"non-finite val loss {summary['val_loss']}")
             tell(self.study, trial, state=TrialState.PRUNED)
         else:

@@ -7,10 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+import re
+import warnings
+
 import yaml
 from pydantic import ValidationError, model_validator
 
-from babysit.errors import SpecError
+from babysit.errors import BabysitWarning, SpecError
 from babysit.schema import Strict
 from babysit.spec.search import INT_TYPES, LOG_TYPES, ParamSpec, SearchSpec, StageSpec  # noqa: F401
 from babysit.spec.sections import (DataSpec, EarlyStopSpec, EMASpec, FinetuneSpec, InitSpec, LayerInit,  # noqa: F401
@@ -52,11 +55,11 @@ class Spec(Strict):
         last = self.train.steps
         if last is not None:
             warm = self.schedule.warmup_steps  # milestones count from the end of the warm-up
-            late = [m for m in self.schedule.milestones if m + warm >= last]
-            if late:
-                raise ValueError(f"schedule.milestones {late} lie at or past the last step "
-                                 f"(train.steps = {last}, counted after {warm} warm-up steps); "
-                                 "they would never take effect")
+            late = [m for m in self.schedule.milestones if m >= 1 and m + warm >= last]
+            if late:  # a shortened run (--set train.steps=...): the first thing people do
+                warnings.warn(f"schedule.milestones {late} lie at or past the last step (train.steps = {last}, "
+                              f"counted after {warm} warm-up steps): dropped; fractions of the run "
+                              "(e.g. [0.5]) follow train.steps", BabysitWarning)
             if self.schedule.warmup_steps >= last:
                 raise ValueError(f"schedule.warmup_steps ({self.schedule.warmup_steps}) must be "
                                  f"below train.steps ({last})")
@@ -74,17 +77,25 @@ class Spec(Strict):
         return self
 
 
+_UNION_TAG = re.compile(r"^(int|float|str|bool|list\[.*\]|tuple\[.*\]|literal\[.*\]|function-.*)$")
+
+
 def _format_errors(err: ValidationError, source: str) -> str:
-    lines = [f"invalid spec {source}:"]
+    """One line for one problem; a line per problem under a heading when there are several."""
+    fields: dict[str, list[str]] = {}  # a union's members fail one by one: one line per field
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        # drop the tags pydantic adds for the members of a union ("int", "literal['full']")
+        where = ".".join(str(p) for p in e["loc"] if not _UNION_TAG.match(str(p))) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check its spelling and its section)"
         got = e.get("input")
         shown = "" if e["type"] == "extra_forbidden" or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  {where}: {msg}{shown}")
-    return "\n".join(lines)
+        fields.setdefault(where, []).append(msg + shown if not fields.get(where) else msg)
+    lines = [f"{where}: {', or: '.join(msgs)}" for where, msgs in fields.items()]
+    if len(lines) == 1:
+        return f"invalid spec {source}: {lines[0]}"
+    return "\n  ".join([f"invalid spec {source}:", *lines])
 
 
 def _parse_value(text: str) -> Any:
@@ -141,6 +152,9 @@ def load_spec(name_or_path: str | Path, overrides: list[str] | None = None) -> S
         raise SpecError(f"invalid spec {path}: not valid YAML: {exc}") from None
     raw = {} if raw is None else raw
     if isinstance(raw, dict):
+        data = raw.get("data")
+        if isinstance(data, dict) and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
+            data["path"] = str(path.parent.resolve() / data["path"])  # the file's paths are the file's; --set's are the shell's
         raw = apply_overrides(raw, overrides or [], str(path))
     return spec_from_dict(raw, str(path))
 

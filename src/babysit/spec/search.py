@@ -68,6 +68,18 @@ class ParamSpec(Strict):
     def log(self) -> bool:
         return self.type in LOG_TYPES
 
+    def sample(self, rng: np.random.Generator):
+        """One random value (log-uniform for log types), as Optuna's RandomSampler draws them."""
+        if self.type == "categorical":
+            return self.choices[int(rng.integers(len(self.choices)))]
+        lo, hi = (math.log(self.low), math.log(self.high)) if self.log else (self.low, self.high)
+        if self.type in INT_TYPES:  # every integer in [low, high] reachable, in log space for log_int
+            lo, hi = (math.log(self.low - 0.5 if self.low > 0.5 else self.low), math.log(self.high + 0.5)) \
+                if self.log else (self.low - 0.5, self.high + 0.5)
+        v = rng.uniform(lo, hi)
+        v = math.exp(v) if self.log else v
+        return int(min(max(round(v), self.low), self.high)) if self.type in INT_TYPES else float(v)
+
     def grid(self, points: int) -> list:
         """`points` values spread evenly over the range (in log space for log types)."""
         if self.type == "categorical":

@@ -19,7 +19,8 @@ Activation = Literal[ACTIVATION_CHOICES]
 
 class DataSpec(Strict):
     kind: Literal["names", "digits", "arrays", "images"] = "names"
-    path: Optional[str] = None  # names file, .npz/.pt arrays, or an image folder
+    path: Optional[str] = None  # names file, .npz/.pt/.csv arrays, or an image folder; relative to the spec file
+    target: Optional[str] = Field(None, description="arrays from a .csv: the label column")
     context: int = Field(3, ge=1, description="names: characters of context")
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     split_seed: int = 42  # LECTURES.md §5: Python random.seed(42)
@@ -63,6 +64,12 @@ class DataSpec(Strict):
             raise ValueError(f"split needs a non-empty train and val part, got {list(self.split)}")
         if self.kind in ("arrays", "images") and not self.path:
             raise ValueError(f"data.kind '{self.kind}' needs data.path (a file or folder of yours)")
+        csv = self.kind == "arrays" and str(self.path).lower().endswith(".csv")
+        if csv and not self.target:
+            raise ValueError(f"data.path {self.path} is a CSV table: name its label column with data.target")
+        if self.target and not csv:
+            raise ValueError(f"data.target ({self.target!r}) names the label column of a .csv data.path "
+                             f"(data.kind arrays), got kind {self.kind!r} and path {self.path!r}")
         return self
 
 
@@ -137,7 +144,9 @@ class OptimSpec(Strict):
 class ScheduleSpec(Strict):
     name: Literal["constant", "step", "exponential", "inverse_time", "cosine", "cosine_restarts",
                   "plateau"] = "constant"
-    milestones: list[int] = Field(default_factory=list, description="step: steps where lr *= factor")
+    # step: where lr *= factor; fractions of the run (0 < m < 1: 0.5 is halfway, whatever train.steps
+    # is) or whole step numbers counted after the warm-up; one spec uses one kind
+    milestones: list[Union[int, float]] = Field(default_factory=list, description="step: where lr *= factor")
     factor: float = Field(0.1, gt=0, le=1, description="step / plateau: lr multiplier")
     gamma: float = Field(0.9999, gt=0, le=1, description="exponential: lr multiplier per step")
     decay: float = Field(1e-3, ge=0, description="inverse_time: lr0 / (1 + decay * t)")
@@ -151,6 +160,12 @@ class ScheduleSpec(Strict):
     def _check(self):
         if self.milestones != sorted(self.milestones) or any(m <= 0 for m in self.milestones):
             raise ValueError(f"milestones must be positive and increasing, got {self.milestones}")
+        fractions = [m for m in self.milestones if m < 1]
+        if fractions and (len(fractions) < len(self.milestones)):
+            raise ValueError(f"milestones mix fractions of the run (0 < m < 1) and step numbers, got "
+                             f"{self.milestones}; use one kind, e.g. [0.5, 0.75]")
+        if any(m >= 1 and m != int(m) for m in self.milestones):
+            raise ValueError(f"milestones are fractions (0 < m < 1) or whole step numbers, got {self.milestones}")
         if self.name == "step" and not self.milestones:
             raise ValueError("schedule 'step' needs milestones, e.g. [100000]")
         return self

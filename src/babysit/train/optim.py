@@ -57,12 +57,22 @@ SchedulerBuilder = Callable[[torch.optim.Optimizer, "ScheduleSpec", int], Option
 SCHEDULES: Registry[SchedulerBuilder] = Registry("schedule")
 SCHEDULES.register("constant", lambda opt, s, steps: None)
 SCHEDULES.register("plateau", lambda opt, s, steps: None)  # stepped on evaluations (Schedule.on_eval)
-SCHEDULES.register("step", lambda opt, s, steps: sched.MultiStepLR(opt, milestones=s.milestones, gamma=s.factor))
+SCHEDULES.register("step", lambda opt, s, steps: sched.MultiStepLR(opt, milestones=milestone_steps(s, steps),
+                                                                   gamma=s.factor))
 SCHEDULES.register("exponential", lambda opt, s, steps: sched.ExponentialLR(opt, gamma=s.gamma))
 SCHEDULES.register("inverse_time", lambda opt, s, steps: sched.LambdaLR(opt, lambda t: 1.0 / (1.0 + s.decay * t)))
 SCHEDULES.register("cosine", lambda opt, s, steps: sched.CosineAnnealingLR(opt, T_max=steps, eta_min=s.min_lr))
 SCHEDULES.register("cosine_restarts", lambda opt, s, steps: sched.CosineAnnealingWarmRestarts(
     opt, T_0=s.cycle_steps, T_mult=s.cycle_mult, eta_min=s.min_lr))
+
+
+def milestone_steps(spec: ScheduleSpec, main_steps: int) -> list[int]:
+    """The step schedule's milestones in steps of the main schedule (which starts after the
+    warm-up): fractions are of the whole run; milestones at or past the end are dropped (the spec
+    warned of them)."""
+    warm = spec.warmup_steps
+    steps = [round(m * (main_steps + warm)) - warm if m < 1 else int(m) for m in spec.milestones]
+    return [m for m in steps if 0 < m < main_steps]
 
 
 class Schedule:

@@ -1,13 +1,18 @@
 """The Trainer: one loop, read top to bottom.
 
 Hot-path rule: nothing in a step waits for the device. The loss is summed on the device and
-fetched once per `log_every` steps (the flush); evaluation, checkpoints and non-finite checks
-happen at flushes only.
+fetched once per `log_every` steps (the flush), and once per GUARD_EVERY steps by the guard:
+NaN, Inf or a loss past 3x the first one (LECTURES.md §2 item 8) flushes at once, so the doctor's
+stop rules (or the Trainer itself, without a doctor) end the run within a few steps of the fault.
+A run that ends in an error reports the last good checkpoint's model; Ctrl-C or SIGTERM writes a
+checkpoint and raises Interrupted with the exit code 128 + signal.
 """
 from __future__ import annotations
 
-import json
 import math
+import signal
+import warnings
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -20,10 +25,11 @@ import torch.nn.functional as F
 from babysit.build import seed_everything, select_device
 from babysit.data import Dataset, build_data
 from babysit.data.augment import augmented
-from babysit.errors import TrainingError
-from babysit.layout import CHECKPOINT, METRICS, SPEC, SUMMARY, WATCH, atomic_write_text
+from babysit.errors import BabysitWarning, Interrupted, TrainingError
+from babysit.layout import CHECKPOINT, METRICS, SPEC, SUMMARY, WATCH, atomic_write_text, make_dir, write_json
 from babysit.models import build_model
 from babysit.penalties import build_penalty, with_penalty
+from babysit.reference import DIVERGE_FACTOR
 from babysit.spec import Spec, dump_spec, resume_changes
 from babysit.train.batches import BatchSampler
 from babysit.train.callbacks import Callback
@@ -32,6 +38,13 @@ from babysit.train.evaluate import evaluate
 from babysit.train.optim import Schedule, build_optimizer
 from babysit.watch.record import Record
 from babysit.watch.watch import Watch
+
+
+# The guard reads the mean loss of the last GUARD_EVERY steps (one host sync each time): a fault at
+# step k stops the run by about step k + GUARD_EVERY, well inside the k + 20 users were promised.
+GUARD_EVERY = 10
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+FIGURES = ("train_loss", "train_acc", "val_loss", "val_acc")  # summary.json's figures of the kept model
 
 
 @dataclass
@@ -70,6 +83,9 @@ class Trainer:
         self.val_split = self.data.val.to(self.device)
         t = spec.train
         self.batch_size = t.batch_for(len(self.train_split))
+        if t.batch_size != "full" and t.batch_size > len(self.train_split):
+            warnings.warn(f"train.batch_size {t.batch_size} is larger than the {len(self.train_split)} training "
+                          "examples: every batch is the whole split (train.batch_size: full says so)", BabysitWarning)
         self.sampler = augmented(BatchSampler(self.train_split, self.batch_size, seed=spec.seed), spec.data,
                                  self.train_split, spec.seed)  # data.augment: training batches only
         self.total_steps = t.steps if t.steps is not None else t.epochs * self.sampler.per_epoch
@@ -84,6 +100,11 @@ class Trainer:
         self.loss_count = 0
         self.best = {"val_loss": float("inf"), "step": 0, "state": None, "bad_evals": 0}
         self.stop_reason: Optional[str] = None
+        self.failed = False  # stopped by an error (divergence, NaN, a doctor error): exit code 1
+        self.first_loss: Optional[float] = None  # the guard's reference: the loss of the run's first step
+        self._guard_mark = (torch.zeros((), device=self.device), 0)  # loss_sum, loss_count at the last check
+        self.checkpoint_step: Optional[int] = None  # the step of the checkpoint on disk, if any
+        self._signal: Optional[int] = None
         self.watch: Optional[Watch] = None
         # Train accuracy at each evaluation, on a fixed slice as large as the val split (cheap,
         # and comparable with val for the train/val gap).
@@ -106,6 +127,7 @@ class Trainer:
                 "sampler": self.sampler.state_dict(), "rng": rng_state(), "step": self.step,
                 "elapsed": self.elapsed + time.perf_counter() - self._t0,
                 "loss_sum": self.loss_sum, "loss_count": self.loss_count, "best": self.best,
+                "first_loss": self.first_loss, "classes": self.data.extra.get("classes"),  # id -> name
                 "callbacks": {key: cb.state_dict() for key, cb in self._callback_keys()
                               if cb.overrides("state_dict")}}
 
@@ -117,14 +139,15 @@ class Trainer:
         set_rng_state(state["rng"])
         self.step, self.elapsed = state["step"], state["elapsed"]
         self.loss_sum, self.loss_count = state["loss_sum"].to(self.device), state["loss_count"]
-        self.best = state["best"]
+        self._guard_mark = (self.loss_sum.clone(), self.loss_count)
+        self.best, self.first_loss, self.checkpoint_step = state["best"], state.get("first_loss"), self.step
         saved = state.get("callbacks", {})
         for key, cb in self._callback_keys():
             if key in saved:
                 cb.load_state_dict(saved[key])
 
     def _prepare_run_dir(self) -> Optional[int]:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(self.run_dir)
         ckpt = self.run_dir / CHECKPOINT
         if self.resume:
             # RNG states must stay on the CPU; model and optimizer states are copied over on load.
@@ -176,7 +199,8 @@ class Trainer:
         self._t0 = time.perf_counter()
         t = self.spec.train
         step_hooks = [cb for cb in self.callbacks if cb.overrides("on_step_end")]
-        try:  # whatever fails from here on, hooks come off and files close (finally)
+        restore = self._catch_signals()
+        try:  # whatever fails from here on, hooks come off, files close and signals are restored
             if not self.resume:
                 # before the record opens: a failed checklist leaves no metrics.jsonl, so the same
                 # --out can be used again once the setup is fixed
@@ -191,7 +215,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_train_begin(self)
             self.model.train()
-            while self.step < self.total_steps and self.stop_reason is None:
+            while self.step < self.total_steps and self.stop_reason is None and self._signal is None:
                 loss = self._train_step()
                 if self.watch is not None:
                     self.watch.step(loss)  # before the schedule moves: it records this step's lr
@@ -199,22 +223,81 @@ class Trainer:
                 self.loss_sum += loss  # stays on the device: no sync here
                 self.loss_count += 1
                 self.step += 1
+                if self.first_loss is None:  # one host sync in the whole run: the guard's reference
+                    self.first_loss = float(loss)
                 for cb in step_hooks:
                     cb.on_step_end(self, self.step, loss)
                 last = self.step == self.total_steps
                 due_eval = self.step % t.eval_every == 0 or last
                 due_ckpt = self.step % t.checkpoint_every == 0 or last
+                if self.step % GUARD_EVERY == 0:
+                    self._guard()  # may flush and stop at once
                 if self.step % t.log_every == 0 or due_eval or due_ckpt:
                     self._flush()
                 if due_eval and self.stop_reason is None:
                     self._evaluate()
                 if due_ckpt and self.stop_reason is None:
-                    save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
+                    self._save_checkpoint()
+            if self._signal is not None:
+                self._interrupted()
+        except torch.OutOfMemoryError as exc:
+            raise TrainingError(f"out of memory at step {self.step + 1} with train.batch_size {self.batch_size} "
+                                f"on {self.device} ({str(exc).splitlines()[0]}): lower train.batch_size "
+                                "or the model's width (model.hidden, model.channels)") from None
         finally:
+            restore()
             self.record.close()
             if self.watch is not None:
                 self.watch.close()
         return self._finish()
+
+    # -- stopping ----------------------------------------------------------------------------
+    def stop(self, reason: str, failed: bool) -> None:
+        """End the run after this step: an early stop (failed=False), or an error (failed=True:
+        the summary reports the last good checkpoint's model and `babysit train` exits 1)."""
+        if self.stop_reason is not None:
+            return
+        if failed:
+            reason = reason.rstrip(". ") + (
+                f". Kept: the last good checkpoint, step {self.checkpoint_step} ({self.run_dir / CHECKPOINT})."
+                if self.checkpoint_step is not None else f". No checkpoint was written before it (the first was "
+                f"due at step {self.spec.train.checkpoint_every}): there is nothing to resume from.")
+        self.stop_reason, self.failed = reason, failed
+
+    def _guard(self) -> None:
+        """Every GUARD_EVERY steps: the mean loss since the last check, against NaN and 3x the first."""
+        mark_sum, mark_count = self._guard_mark
+        n = self.loss_count - mark_count
+        if n <= 0:
+            return
+        mean = float(self.loss_sum - mark_sum) / n  # the guard's one host sync
+        self._guard_mark = (self.loss_sum.clone(), self.loss_count)
+        first = self.first_loss
+        if not math.isfinite(mean) or (first is not None and first > 0 and mean > DIVERGE_FACTOR * first):
+            self._flush()  # the doctor's stop rules see it now, not at the next log flush
+            self.stop(f"the loss {'turned non-finite' if not math.isfinite(mean) else 'passed 3x its first value'} "
+                      f"(mean {mean:.4g} over steps {self.step - n + 1}-{self.step}, first loss {first:.4g}); "
+                      "lower optim.lr or set train.grad_clip", failed=True)
+
+    def _save_checkpoint(self) -> None:
+        save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
+        self.checkpoint_step = self.step
+
+    def _catch_signals(self):
+        """Ctrl-C / SIGTERM set a flag the loop reads at the end of a step (a complete state to
+        checkpoint); returns the function that puts the previous handlers back."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None  # signal handlers belong to the main thread
+        previous = {s: signal.signal(s, lambda signum, frame: setattr(self, "_signal", signum)) for s in SIGNALS}
+        return lambda: [signal.signal(s, h) for s, h in previous.items()]
+
+    def _interrupted(self) -> None:
+        self._flush()
+        self._save_checkpoint()
+        name = signal.Signals(self._signal).name
+        raise Interrupted(f"{name} at step {self.step}: checkpoint written to {self.run_dir / CHECKPOINT}; "
+                          f"continue with: babysit train {self.run_dir / SPEC} --out {self.run_dir} --resume",
+                          128 + self._signal)
 
     def _flush(self) -> None:
         if self.watch is not None:
@@ -227,11 +310,12 @@ class Trainer:
         self.record.log("train", self.step, **scalars)
         self.loss_sum.zero_()
         self.loss_count = 0
-        if not math.isfinite(mean_loss):
-            self.stop_reason = (f"non-finite loss ({mean_loss}) by step {self.step}; the last good "
-                                f"checkpoint is kept. Lower optim.lr (now {lr:g}) or set train.grad_clip")
+        self._guard_mark = (torch.zeros((), device=self.device), 0)
         for cb in self.callbacks:
             cb.on_log(self, self.step, scalars)
+        if not math.isfinite(mean_loss):
+            self.stop(f"non-finite loss ({mean_loss}) by step {self.step}; lower optim.lr (now {lr:g}) "
+                      "or set train.grad_clip", failed=True)
 
     def _evaluate(self) -> None:
         m = evaluate(self.model, self.val_split)
@@ -248,32 +332,37 @@ class Trainer:
             else:
                 self.best["bad_evals"] += 1
                 if self.best["bad_evals"] >= es.patience:
-                    self.stop_reason = (f"early stopping: val loss did not improve for {es.patience} "
-                                        f"evaluations; best {self.best['val_loss']:.4f} at step {self.best['step']}")
+                    self.stop(f"early stopping: val loss did not improve for {es.patience} evaluations; "
+                              f"best {self.best['val_loss']:.4f} at step {self.best['step']}", failed=False)
         for cb in self.callbacks:
             cb.on_eval_end(self, self.step, metrics)
 
     def _finish(self) -> dict:
-        restored = None
-        if self.best.get("state") is not None:  # early stopping: end on the best weights
+        summary = {"name": self.spec.name, "status": "failed" if self.failed else
+                   "stopped early" if self.stop_reason else "finished", "steps": self.step,
+                   "total_steps": self.total_steps, "stopped": self.stop_reason, "restored_best_step": None}
+        kept = True
+        if self.failed:  # report the model that is kept (the last good checkpoint), the diverged one beside it
+            summary["diverged"] = {"step": self.step, **self._figures()}
+            kept = self.checkpoint_step is not None
+            if kept:
+                self.model.load_state_dict(load_checkpoint(self.run_dir / CHECKPOINT, self.device)["model"])
+            summary["kept_step"] = self.checkpoint_step
+        elif self.best.get("state") is not None:  # early stopping: end on the best weights
             self.model.load_state_dict(self.best["state"])
-            restored = self.best["step"]
-            save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
-        train_m = evaluate(self.model, self.train_split)
-        val_m = evaluate(self.model, self.val_split)
-        summary = {
-            "name": self.spec.name, "steps": self.step, "total_steps": self.total_steps,
-            "train_loss": train_m["loss"], "train_acc": train_m["acc"],
-            "val_loss": val_m["loss"], "val_acc": val_m["acc"],
-            "wall_s": round(self.elapsed + time.perf_counter() - self._t0, 3),
-            "device": str(self.device), "parameters": sum(p.numel() for p in self.model.parameters()),
-            "stopped": self.stop_reason, "restored_best_step": restored,
-        }
+            summary["restored_best_step"] = self.best["step"]
+            self._save_checkpoint()
+        summary.update(self._figures() if kept else dict.fromkeys(FIGURES))
+        summary.update(wall_s=round(self.elapsed + time.perf_counter() - self._t0, 3), device=str(self.device),
+                       parameters=sum(p.numel() for p in self.model.parameters()))
         summary["steps_per_s"] = round(self.step / max(summary["wall_s"], 1e-9), 1)
-        text = json.dumps(summary, indent=2)
-        atomic_write_text(self.run_dir / SUMMARY, text)  # on disk even if a callback fails below
+        write_json(self.run_dir / SUMMARY, summary)  # on disk even if a callback fails below
         for cb in self.callbacks:
             cb.on_train_end(self, summary)  # callbacks add their own results (EMA, snapshots, ...)
-        if json.dumps(summary, indent=2) != text:
-            atomic_write_text(self.run_dir / SUMMARY, json.dumps(summary, indent=2))
+        write_json(self.run_dir / SUMMARY, summary)
         return summary
+
+    def _figures(self) -> dict:
+        """FIGURES of the model as it is now, on the whole train and val splits."""
+        train_m, val_m = evaluate(self.model, self.train_split), evaluate(self.model, self.val_split)
+        return dict(zip(FIGURES, (train_m["loss"], train_m["acc"], val_m["loss"], val_m["acc"])))

@@ -3,19 +3,9 @@ readable while training runs and survives a kill (a torn last line is skipped on
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-from babysit.layout import METRICS
-
-
-def _clean(value):
-    # JSON has no NaN/Inf: None for NaN, strings for the infinities, also inside lists.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if value != value else str(value)
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
+from babysit.layout import METRICS, atomic_write_text, make_dir, storage_error, to_json
 
 
 class Record:
@@ -27,20 +17,27 @@ class Record:
         """Append; on resume, first drop events after the checkpoint's step so nothing counts twice."""
         if keep_until_step is not None and self.path.exists():
             kept = [e for e in read_events(self.path) if e.get("step", 0) <= keep_until_step]
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(json.dumps(e) + "\n" for e in kept))
-            tmp.replace(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", buffering=1)
+            atomic_write_text(self.path, "".join(json.dumps(e) + "\n" for e in kept))
+        make_dir(self.path.parent)
+        try:
+            self._fh = open(self.path, "a", buffering=1)
+        except OSError as exc:
+            raise storage_error(self.path, exc) from None
 
     def log(self, kind: str, step: int, **scalars) -> None:
-        event = {"kind": kind, "step": step, **{k: _clean(v) for k, v in scalars.items()}}
-        self._fh.write(json.dumps(event) + "\n")
+        line = to_json({"kind": kind, "step": step, **scalars}) + "\n"
+        try:
+            self._fh.write(line)
+        except OSError as exc:
+            raise storage_error(self.path, exc) from None
 
     def close(self) -> None:
         if self._fh:
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            try:
+                fh.close()
+            except OSError as exc:
+                raise storage_error(self.path, exc) from None
 
 
 def read_events(path: Path, kind: str | None = None, filename: str = METRICS) -> list[dict]:

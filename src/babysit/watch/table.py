@@ -82,11 +82,14 @@ def format_table(rows: list[dict], step: int) -> str:
         width = int(spec.split(".")[0])
         return f"{'-':>{width}}" if v is None else format(v, spec)
 
-    head = (f"{'layer':<14}{'kind':<11}{'mean':>9}{'std':>8}{'sat %':>8}{'dead %':>8}{'grad std':>10}"
-            f"  {'weight':<16}{'grad:data':>10}{'upd:data':>9}")
+    # the name columns as wide as the longest name (at least the headings' old widths)
+    lw = max([13] + [len(r["layer"]) for r in rows]) + 1
+    ww = max([15] + [len(r["weight"] or "-") for r in rows]) + 1
+    head = (f"{'layer':<{lw}}{'kind':<11}{'mean':>9}{'std':>8}{'sat %':>8}{'dead %':>8}{'grad std':>10}"
+            f"  {'weight':<{ww}}{'grad:data':>10}{'upd:data':>9}")
     lines = [f"step {step}", head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['layer']:<14}{r['kind']:<11}{f(r['mean'], '9.4f')}{f(r['std'], '8.4f')}"
+        lines.append(f"{r['layer']:<{lw}}{r['kind']:<11}{f(r['mean'], '9.4f')}{f(r['std'], '8.4f')}"
                      f"{f(r['saturation_pct'], '8.2f')}{f(r['dead_pct'], '8.2f')}{f(r['grad_std'], '10.2e')}"
-                     f"  {(r['weight'] or '-'):<16}{f(r['grad_data'], '10.2e')}{f(r['update_data'], '9.2f')}")
+                     f"  {(r['weight'] or '-'):<{ww}}{f(r['grad_data'], '10.2e')}{f(r['update_data'], '9.2f')}")
     return "\n".join(lines)
