@@ -43,7 +43,7 @@ def test_the_shipped_families_keep_their_order():
     # every name the spec accepts has its builder
     assert set(OPTIMIZERS) == set(get_args(OptimSpec.model_fields["name"].annotation))
     assert set(SCHEDULES) == set(get_args(ScheduleSpec.model_fields["name"].annotation))
-    assert set(OPS) == {"hflip", "crop", "resized_crop", "jitter", "pca_color"}
+    assert set(OPS) == {"hflip", "crop", "resized_crop", "jitter", "pca_color", "shift1d", "scale1d", "noise1d"}
 
 
 def test_the_spec_takes_its_activation_names_from_the_table():

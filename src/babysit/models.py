@@ -1,4 +1,5 @@
-"""Models from the spec: the makemore MLP (optional character embedding) and a small CNN.
+"""Models from the spec: the makemore MLP (optional character embedding), a small CNN, and for
+sequences (C, L) a 1-D CNN and a GRU (MNIST-1D's models).
 
 Layers carry readable names (fc1, bn1, act1, ..., out) because every diagnostic names its layer.
 """
@@ -24,7 +25,7 @@ LSUV_BATCH = 256  # training examples LSUV measures on (Mishkin & Matas use one 
 
 def _hidden_block(layers: OrderedDict, i: int, linear: nn.Module, norm: nn.Module | None,
                   spec: ModelSpec) -> None:
-    conv = isinstance(linear, nn.Conv2d)
+    conv = isinstance(linear, (nn.Conv1d, nn.Conv2d))
     layers[f"conv{i}" if conv else f"fc{i}"] = linear
     if norm is not None:
         layers[f"bn{i}"] = norm
@@ -80,17 +81,39 @@ def build_mlp(spec: Spec, data: Dataset) -> nn.Sequential:
     return nn.Sequential(layers)
 
 
+# What a conv or recurrent model reads: (shape, the preprocessing that keeps that shape)
+SHAPES = {"image": ("(C, H, W)", "zca (keeps the image shape)"),
+          "sequence": ("(C, L)", "center or standardize (they keep the shape)")}
+
+
+def _shaped_input(spec: Spec, data: Dataset, layers: OrderedDict, what: str) -> tuple:
+    """The input shape after preprocessing, checked to have the dimensions of `what` (a SHAPES key)."""
+    kind = spec.model.kind
+    shape_name, keeps = SHAPES[what]
+    if len(data.input_shape) != len(shape_name.split(",")):
+        raise DataError(f"model.kind '{kind}' needs {what} inputs {shape_name}, got shape {data.input_shape}")
+    shape = _input_shape(layers, data)
+    if len(shape) != len(data.input_shape):
+        raise DataError(f"data.preprocess '{spec.data.preprocess}' turns each {what} into a flat vector "
+                        f"of {shape[0]}, which model.kind '{kind}' cannot take; use {keeps} or model.kind 'mlp'")
+    return shape
+
+
+def _head(layers: OrderedDict, width: int, spec: ModelSpec, first: int, num_classes: int) -> nn.Sequential:
+    """[fc -> act] per entry of model.hidden on the flattened features, then the output layer."""
+    layers["flatten"] = nn.Flatten()
+    for j, units in enumerate(spec.hidden, start=first):
+        _hidden_block(layers, j, _fc(spec, width, units, True), None, spec)
+        width = units
+    layers["out"] = nn.Linear(width, num_classes)
+    return nn.Sequential(layers)
+
+
 def build_cnn(spec: Spec, data: Dataset) -> nn.Sequential:
     """[conv -> BN -> act -> pool(2)] per entry of channels, then [fc -> act] per hidden, then out."""
     m = spec.model
-    if len(data.input_shape) != 3:
-        raise DataError(f"model.kind 'cnn' needs image inputs (C, H, W), got shape {data.input_shape}")
     layers = _preprocess(spec, data)
-    if len(_input_shape(layers, data)) != 3:
-        raise DataError(f"data.preprocess '{spec.data.preprocess}' turns each image into a flat vector "
-                         f"of {_input_shape(layers, data)[0]}, which model.kind 'cnn' cannot take; use "
-                         "zca (keeps the image shape) or model.kind 'mlp'")
-    c, h, w = data.input_shape
+    c, h, w = _shaped_input(spec, data, layers, "image")
     bias = _use_bias(m, m.batchnorm)
     pool = nn.MaxPool2d if m.pool == "max" else nn.AvgPool2d
     for i, out_c in enumerate(m.channels, start=1):
@@ -101,25 +124,69 @@ def build_cnn(spec: Spec, data: Dataset) -> nn.Sequential:
             layers[f"pool{i}"] = pool(2)
             h, w = h // 2, w // 2
         c = out_c
-    layers["flatten"] = nn.Flatten()
-    width = c * h * w
-    for j, units in enumerate(m.hidden, start=len(m.channels) + 1):
-        _hidden_block(layers, j, _fc(m, width, units, True), None, m)
-        width = units
-    layers["out"] = nn.Linear(width, data.num_classes)
-    return nn.Sequential(layers)
+    return _head(layers, c * h * w, m, len(m.channels) + 1, data.num_classes)
+
+
+POOL1D = {"max": nn.MaxPool1d, "avg": nn.AvgPool1d}
+
+
+def build_cnn1d(spec: Spec, data: Dataset) -> nn.Sequential:
+    """[conv1d (stride) -> BN -> act -> pool(2)] per entry of channels, then [fc -> act] per hidden,
+    then out: the sequence twin of build_cnn (MNIST-1D's paper CNN: three stride-2 convs)."""
+    m = spec.model
+    layers = _preprocess(spec, data)
+    c, length = _shaped_input(spec, data, layers, "sequence")
+    bias = _use_bias(m, m.batchnorm)
+    pad = m.kernel_size // 2
+    for i, out_c in enumerate(m.channels, start=1):
+        norm = nn.BatchNorm1d(out_c, momentum=m.bn_momentum) if m.batchnorm else None
+        conv = nn.Conv1d(c, out_c, m.kernel_size, stride=m.stride, padding=pad, bias=bias)
+        _hidden_block(layers, i, conv, norm, m)
+        length = (length + 2 * pad - m.kernel_size) // m.stride + 1
+        if m.pool1d != "none" and length >= 2:
+            layers[f"pool{i}"] = POOL1D[m.pool1d](2)
+            length //= 2
+        c = out_c
+    return _head(layers, c * length, m, len(m.channels) + 1, data.num_classes)
+
+
+class SequenceGRU(nn.Module):
+    """nn.GRU over a batch of sequences (N, C, L), read position by position: returns every
+    position's output (N, L, directions x hidden), which the head flattens (MNIST-1D's GRU)."""
+
+    def __init__(self, channels: int, spec: ModelSpec):
+        super().__init__()
+        self.gru = nn.GRU(channels, spec.gru_hidden, num_layers=spec.gru_layers, batch_first=True,
+                          bidirectional=spec.bidirectional, dropout=spec.dropout if spec.gru_layers > 1 else 0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.gru(x.transpose(1, 2))  # h0 = zeros
+        return out
+
+
+def build_gru(spec: Spec, data: Dataset) -> nn.Sequential:
+    """GRU over the sequence, its outputs at every position flattened, [fc -> act] per hidden, out."""
+    m = spec.model
+    layers = _preprocess(spec, data)
+    c, length = _shaped_input(spec, data, layers, "sequence")
+    layers["gru"] = SequenceGRU(c, m)
+    return _head(layers, length * m.gru_hidden * (2 if m.bidirectional else 1), m, 1, data.num_classes)
+
+
+BUILDERS = {"mlp": build_mlp, "cnn": build_cnn, "cnn1d": build_cnn1d, "gru": build_gru}
 
 
 def init_model(model: nn.Module, spec: ModelSpec) -> None:
     """Hidden layers get spec.init.hidden with their activation's gain; the output layer gets
-    spec.init.output with gain 1. With an output BatchNorm, the output scale goes to its gamma
-    (MM3's deep net: gamma *= 0.1), since the norm would undo a scaled weight."""
+    spec.init.output with gain 1; a GRU keeps torch's init (uniform in +-1/sqrt(hidden)). With an
+    output BatchNorm, the output scale goes to its gamma (MM3's deep net: gamma *= 0.1), since
+    the norm would undo a scaled weight."""
     out = model.out
     out_bn = getattr(model, "out_bn", None)
     for name, layer in model.named_children():
         if isinstance(layer, Maxout):  # each piece is a linear map: gain 1
             init_layer(layer.linear, spec.init.hidden, "linear")
-        elif isinstance(layer, (nn.Linear, nn.Conv2d)) and layer is not out:
+        elif isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d)) and layer is not out:
             init_layer(layer, spec.init.hidden, spec.activation)
     out_init = spec.init.output
     if out_bn is not None:
@@ -139,7 +206,7 @@ def lsuv_batch(spec: Spec, data: Dataset) -> torch.Tensor:
 def build_model(spec: Spec, data: Dataset, init: bool = True) -> nn.Sequential:
     """init=False: a checkpoint's weights are loaded next, so the init (and LSUV's forward
     passes) would be thrown away; the preprocessing is still fitted (it sets the input shape)."""
-    model = build_mlp(spec, data) if spec.model.kind == "mlp" else build_cnn(spec, data)
+    model = BUILDERS[spec.model.kind](spec, data)
     if not init:
         return model
     init_model(model, spec.model)

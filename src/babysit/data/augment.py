@@ -10,6 +10,9 @@ torchvision's transforms would do this, but torchvision does not import beside o
 
 Digits (1x8x8) are not mirror-symmetric: a flipped 2 or 7 is no longer that digit, so hflip is
 not label-preserving there; use crop / jitter for digits.
+
+Each op says which inputs it takes (`inputs`): images (N, C, H, W) or sequences (N, C, L), the
+latter for 1-D signals such as MNIST-1D (shift1d, scale1d, noise1d at the end of this file).
 """
 from __future__ import annotations
 
@@ -46,10 +49,12 @@ def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
 
 class Augment:
     """One op: `fit` sees the training inputs once (most ignore them); `apply` maps a batch
-    (N, C, H, W) to a batch of the same shape, each example drawn independently; `__call__` keeps
-    it for the examples chosen with probability spec.p (the mask drawn after apply's own draws)."""
+    (N, C, H, W), or (N, C, L) for sequence ops, to a batch of the same shape, each example drawn
+    independently; `__call__` keeps it for the examples chosen with probability spec.p (the mask
+    drawn after apply's own draws)."""
 
     Params = OpParams
+    inputs = "images"  # or "sequences": a key of INPUT_DIMS
 
     def __init__(self, spec):
         self.spec = spec
@@ -57,16 +62,16 @@ class Augment:
     def fit(self, x_train: torch.Tensor) -> None:
         pass
 
-    def chosen(self, n: int, g: torch.Generator) -> torch.Tensor:
-        """(N, 1, 1, 1) mask of the examples this op changes (probability spec.p)."""
-        return (torch.rand(n, generator=g, device=g.device) < self.spec.p).view(n, 1, 1, 1)
+    def chosen(self, n: int, g: torch.Generator, ndim: int = 4) -> torch.Tensor:
+        """(N, 1, ...) mask of the examples this op changes (probability spec.p), ndim dimensions."""
+        return (torch.rand(n, generator=g, device=g.device) < self.spec.p).view(n, *[1] * (ndim - 1))
 
     def apply(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         y = self.apply(x, g)
-        return torch.where(self.chosen(len(x), g), y, x)
+        return torch.where(self.chosen(len(x), g, x.ndim), y, x)
 
 
 @register
@@ -186,19 +191,101 @@ class PCAColor(Augment):
         return x + shift.view(n, c, 1, 1)
 
 
-def check_images(x: torch.Tensor, where: str) -> None:
-    if not x.dtype.is_floating_point or x.ndim != 4:
-        raise DataError(f"{where} needs image inputs (N, C, H, W) of floats, got inputs of shape "
+# -- sequences (N, C, L): MNIST-1D's own transformations, as a test of what the model must ignore.
+
+PAD_MODES = {"zeros": "constant", "edge": "replicate", "circular": "circular"}  # shift1d mode -> F.pad's
+
+
+@register
+class Shift1d(Augment):
+    """Translate each sequence by a whole number of positions in [-max_shift, max_shift]; what
+    moves in at the end is zeros, the edge value repeated, or (circular) what moved out at the other
+    end, as MNIST-1D's own translation rolls its signal. The sequence twin of crop."""
+
+    inputs = "sequences"
+
+    class Params(OpParams):
+        name: Literal["shift1d"]
+        max_shift: int = Field(4, ge=1, description="positions either way")
+        mode: Literal["zeros", "edge", "circular"] = "zeros"
+        p: float = Field(1.0, ge=0, le=1)
+
+    def fit(self, x_train):
+        if self.spec.mode == "circular" and self.spec.max_shift > x_train.shape[-1]:
+            raise DataError(f"data.augment shift1d: max_shift {self.spec.max_shift} exceeds the sequence "
+                            f"length {x_train.shape[-1]} that circular mode can roll by")
+
+    def apply(self, x, g):
+        n, c, length = x.shape
+        s = self.spec.max_shift
+        start = torch.randint(0, 2 * s + 1, (n,), generator=g, device=g.device)  # s = no shift
+        padded = F.pad(x, (s, s), mode=PAD_MODES[self.spec.mode])
+        at = (start.view(n, 1, 1) + torch.arange(length, device=x.device)).expand(n, c, length)
+        return padded.gather(2, at)
+
+
+@register
+class Scale1d(Augment):
+    """Stretch each sequence in time about its centre by t ~ U[1 - stretch, 1 + stretch]
+    (linear interpolation, zeros beyond the ends) and its values by a ~ U[1 - amplitude,
+    1 + amplitude]: MNIST-1D draws its digits at random lengths and amplitudes (+-20%)."""
+
+    inputs = "sequences"
+
+    class Params(OpParams):
+        name: Literal["scale1d"]
+        stretch: float = Field(0.1, ge=0, lt=1, description="time factor drawn from [1-s, 1+s]")
+        amplitude: float = Field(0.0, ge=0, lt=1, description="value factor drawn from [1-a, 1+a]")
+        p: float = Field(1.0, ge=0, le=1)
+
+    def apply(self, x, g):
+        n, c, length = x.shape
+        t = _uniform(n, 1 - self.spec.stretch, 1 + self.spec.stretch, g).view(n, 1)
+        a = _uniform(n, 1 - self.spec.amplitude, 1 + self.spec.amplitude, g).view(n, 1, 1)
+        if self.spec.stretch == 0:  # no resampling: its rounding would blur the values a little
+            return x * a
+        where = torch.linspace(-1, 1, length, device=x.device).view(1, length) / t  # output reads input at u / t
+        grid = torch.stack([where, torch.zeros_like(where)], -1).view(n, 1, length, 2).to(x.dtype)
+        y = F.grid_sample(x.unsqueeze(2), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        return y.squeeze(2) * a
+
+
+@register
+class Noise1d(Augment):
+    """Add N(0, std^2) to every value, independently (MNIST-1D adds iid and correlated noise)."""
+
+    inputs = "sequences"
+
+    class Params(OpParams):
+        name: Literal["noise1d"]
+        std: float = Field(0.1, gt=0, description="in units of the inputs (MNIST-1D's are standardized)")
+        p: float = Field(1.0, ge=0, le=1)
+
+    def apply(self, x, g):
+        return x + self.spec.std * torch.randn(x.shape, generator=g, device=g.device, dtype=x.dtype)
+
+
+INPUT_DIMS = {"images": (4, "(N, C, H, W)"), "sequences": (3, "(N, C, L)")}  # an op's inputs: ndim, shape
+
+
+def check_inputs(x: torch.Tensor, where: str, inputs: str = "images") -> None:
+    ndim, shape = INPUT_DIMS[inputs]
+    if not x.dtype.is_floating_point or x.ndim != ndim:
+        raise DataError(f"{where} needs {inputs[:-1]} inputs {shape} of floats, got inputs of shape "
                         f"{tuple(x.shape)} and dtype {x.dtype}")
+
+
+def check_images(x: torch.Tensor, where: str) -> None:
+    check_inputs(x, where, "images")
 
 
 class Pipeline:
     """The spec's ops in order, with one generator on the data's device."""
 
     def __init__(self, specs: list, x_train: torch.Tensor, seed: int):
-        check_images(x_train, "data.augment")
         self.ops = [OPS[s.name](s) for s in specs]
         for op in self.ops:
+            check_inputs(x_train, "data.augment", op.inputs)
             op.fit(x_train)
         self.gen = torch.Generator(device=x_train.device).manual_seed(seed ^ SEED_STREAM)
 

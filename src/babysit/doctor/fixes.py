@@ -192,9 +192,9 @@ def larger_batch(spec: dict, f: Finding) -> Optional[str]:
 
 @fix("standardize")
 def standardize(spec: dict, f: Finding) -> Optional[str]:
-    """Standardize features; images (a CNN's input) are zero-centred only (LECTURES.md §1)."""
+    """Standardize features; images and sequences a CNN reads are zero-centred only (LECTURES.md §1)."""
     old = spec["data"].get("preprocess", "none")
-    new = "center" if spec["model"]["kind"] == "cnn" or spec["data"]["kind"] == "images" else "standardize"
+    new = "center" if spec["model"]["kind"] in ("cnn", "cnn1d") or spec["data"]["kind"] == "images" else "standardize"
     if old in (new, "standardize"):
         return None
     spec["data"]["preprocess"] = new

@@ -13,7 +13,7 @@ from torch import nn
 
 from babysit.errors import DataError
 
-_LAYERS = (nn.Linear, nn.Conv2d)  # nn.Linear covers DropConnectLinear and Maxout's inner linear
+_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)  # nn.Linear covers DropConnectLinear and Maxout's inner linear
 
 
 class _StopForward(Exception):
@@ -61,8 +61,8 @@ def lsuv_(model: nn.Module, batch, tol: float = 0.05, max_iters: int = 10) -> di
     """Initialize `model` in place by LSUV on `batch` (the model's single input) and return
     {layer name: final output std} for every layer the batch reaches, in forward order.
 
-    Every nn.Linear / nn.Conv2d (subclasses included) gets an orthogonal weight and a zero bias.
-    Then, in forward order, the layer's weight is divided by its output std until
+    Every nn.Linear / nn.Conv1d / nn.Conv2d (subclasses included) gets an orthogonal weight and
+    a zero bias. Then, in forward order, the layer's weight is divided by its output std until
     |std - 1| < tol or it was rescaled max_iters times. Runs in eval mode, so dropout-like
     noise does not keep the loop from converging and BatchNorm running stats stay untouched;
     each module's own train/eval flag is restored afterwards. Layers the batch never reaches

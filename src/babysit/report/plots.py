@@ -163,12 +163,15 @@ def write_plots(run_dir: Path | str, step: Optional[int] = None) -> list[Path]:
     figures = {}
     if record.samples:
         sample = record.sample_at(step)
+        if sample["layers"]:  # none for a model without activation modules (logistic regression, a bare GRU)
+            figures.update({
+                "activations": activations_figure(record, sample),
+                "activation_gradients": activation_gradients_figure(record, sample),
+                "depth": depth_figure(record, sample),
+            })
         figures.update({
-            "activations": activations_figure(record, sample),
-            "activation_gradients": activation_gradients_figure(record, sample),
             "weight_gradients": weight_gradients_figure(record, sample),
             "update_ratio": update_ratio_figure(record),
-            "depth": depth_figure(record, sample),
         })
     figures["loss"] = loss_figure(record, run_dir)
     if read_events(run_dir, "eval"):

@@ -16,8 +16,9 @@ from pydantic import ValidationError, model_validator
 from babysit.errors import BabysitWarning, SpecError
 from babysit.schema import Strict
 from babysit.spec.search import INT_TYPES, LOG_TYPES, ParamSpec, SearchSpec, StageSpec  # noqa: F401
-from babysit.spec.sections import (DataSpec, EarlyStopSpec, EMASpec, FinetuneSpec, InitSpec, LayerInit,  # noqa: F401
-                                   ModelSpec, OptimSpec, RegularizerSpec, ScheduleSpec, TrainSpec, WatchSpec)
+from babysit.spec.sections import (KIND_INPUTS, MODEL_INPUTS, DataSpec, EarlyStopSpec, EMASpec,  # noqa: F401
+                                   FinetuneSpec, InitSpec, LayerInit, ModelSpec, OptimSpec, RegularizerSpec,
+                                   ScheduleSpec, TrainSpec, WatchSpec)
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
 # The sections whose state a checkpoint holds: a resumed run may not change them.
@@ -71,6 +72,11 @@ class Spec(Strict):
                              f"of each cycle), got '{self.schedule.name}'; set schedule.cycle_steps too")
         if self.data.kind == "names" and self.model.kind != "mlp":
             raise ValueError(f"names data needs model.kind 'mlp' (with embed_dim), got '{self.model.kind}'")
+        reads, holds = MODEL_INPUTS.get(self.model.kind), KIND_INPUTS.get(self.data.kind)
+        if reads and holds and reads != holds:
+            fits = [k for k, v in MODEL_INPUTS.items() if v == holds]
+            raise ValueError(f"model.kind '{self.model.kind}' reads {reads}, but data.kind '{self.data.kind}' "
+                             f"holds {holds}: use model.kind {' or '.join(['mlp', *fits])}")
         if self.data.kind == "names" and not self.model.embed_dim:
             raise ValueError(f"names data are character indices: model.embed_dim must be set (MM3: "
                              f"{NAMES_EMBED_DIM}), got {self.model.embed_dim}")

@@ -15,10 +15,14 @@ from babysit.schema import Strict
 # data.augment: each op's parameters come with the op (babysit/data/augment.py)
 AugmentOp = Annotated[Union[tuple(op.Params for _, op in OPS.items())], Field(discriminator="name")]
 Activation = Literal[ACTIVATION_CHOICES]
+# What each built-in data kind's examples are, for the augment ops' `inputs` and the models that
+# read a shape (arrays: either, checked when the data load)
+KIND_INPUTS = {"digits": "images", "images": "images", "mnist1d": "sequences"}
+MODEL_INPUTS = {"cnn": "images", "cnn1d": "sequences", "gru": "sequences"}
 
 
 class DataSpec(Strict):
-    kind: Literal["names", "digits", "arrays", "images"] = "names"
+    kind: Literal["names", "digits", "arrays", "images", "mnist1d"] = "names"
     path: Optional[str] = None  # names file, .npz/.pt/.csv arrays, or an image folder; relative to the spec file
     target: Optional[str] = Field(None, description="arrays from a .csv: the label column")
     context: int = Field(3, ge=1, description="names: characters of context")
@@ -34,6 +38,12 @@ class DataSpec(Strict):
     whiten_eps: float = Field(1e-5, gt=0, description="pca-whiten / zca: added to each eigenvalue")
     augment: list[AugmentOp] = Field(default_factory=list, description="training batches only")
     classes: Optional[list[int]] = Field(None, description="keep only these labels, relabelled 0..k-1 in this order")
+    # mnist1d (babysit/data/mnist1d.py): the package's generator arguments; None = the paper's
+    num_samples: Optional[int] = Field(None, ge=10, description="mnist1d: sequences generated (paper 5000), "
+                                                                "80% train")
+    seed: Optional[int] = Field(None, ge=0, description="mnist1d: the generator's seed (paper 42)")
+    shuffle_seq: bool = Field(False, description="mnist1d: one fixed permutation of the 40 positions "
+                                                 "(the paper's shuffled variant)")
 
     @field_validator("classes")
     @classmethod
@@ -62,6 +72,17 @@ class DataSpec(Strict):
             raise ValueError(f"split must be three non-negative fractions summing to 1, got {list(self.split)}")
         if self.split[0] == 0 or self.split[1] == 0:
             raise ValueError(f"split needs a non-empty train and val part, got {list(self.split)}")
+        mnist1d_only = [k for k in ("num_samples", "seed") if getattr(self, k) is not None]
+        mnist1d_only += ["shuffle_seq"] if self.shuffle_seq else []
+        if self.kind != "mnist1d" and mnist1d_only:
+            raise ValueError(f"data.{', data.'.join(mnist1d_only)} only apply to data.kind mnist1d, "
+                             f"not '{self.kind}'; remove them")
+        holds = KIND_INPUTS.get(self.kind)
+        wrong = [a.name for a in self.augment if holds and OPS[a.name].inputs != holds]
+        if wrong:
+            valid = [n for n, op in OPS.items() if op.inputs == holds]
+            raise ValueError(f"data.augment {wrong} are not for {holds}, which data.kind '{self.kind}' "
+                             f"holds; valid ops: {', '.join(valid)}")
         if self.kind in ("arrays", "images") and not self.path:
             raise ValueError(f"data.kind '{self.kind}' needs data.path (a file or folder of yours)")
         csv = self.kind == "arrays" and str(self.path).lower().endswith(".csv")
@@ -90,7 +111,7 @@ class InitSpec(Strict):
 
 
 class ModelSpec(Strict):
-    kind: Literal["mlp", "cnn"] = "mlp"
+    kind: Literal["mlp", "cnn", "cnn1d", "gru"] = "mlp"
     embed_dim: Optional[int] = Field(None, ge=1, description="mlp on names: character embedding size")
     hidden: list[int] = Field(default_factory=lambda: [200])
     activation: Activation = "tanh"
@@ -108,13 +129,21 @@ class ModelSpec(Strict):
     channels: list[int] = Field(default_factory=lambda: [16, 32])
     kernel_size: int = Field(3, ge=1)
     pool: Literal["max", "avg"] = "max"
+    # cnn1d (sequences (C, L)): channels, kernel_size as cnn; a stride-2 conv halves the length
+    # itself, so MNIST-1D's paper CNN (three stride-2 convs) uses pool1d: none
+    stride: int = Field(1, ge=1, description="cnn1d: conv stride")
+    pool1d: Literal["max", "avg", "none"] = Field("max", description="cnn1d: pooling by 2 after each conv")
+    # gru: a GRU reads the sequence, every position's output is flattened into the hidden layers
+    gru_hidden: int = Field(6, ge=1, description="gru: hidden units per direction (MNIST-1D paper: 6)")
+    gru_layers: int = Field(1, ge=1, description="gru: stacked GRU layers (dropout between them)")
+    bidirectional: bool = Field(True, description="gru: read the sequence both ways (paper: yes)")
 
     @model_validator(mode="after")
     def _check(self):
         if any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")
-        if self.kind == "cnn" and (not self.channels or any(c < 1 for c in self.channels)):
-            raise ValueError(f"cnn needs channels >= 1, got {self.channels}")
+        if self.kind in ("cnn", "cnn1d") and (not self.channels or any(c < 1 for c in self.channels)):
+            raise ValueError(f"{self.kind} needs channels >= 1, got {self.channels}")
         return self
 
 
