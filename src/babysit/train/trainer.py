@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 import signal
-import warnings
 import threading
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +105,7 @@ class Trainer:
         self._guard_mark = (torch.zeros((), device=self.device), 0)  # loss_sum, loss_count at the last check
         self.checkpoint_step: Optional[int] = None  # the step of the checkpoint on disk, if any
         self._signal: Optional[int] = None
+        self._last_look: Optional[str] = None  # the guard's reason to stop, after one more (sampled) step
         self.watch: Optional[Watch] = None
         # Train accuracy at each evaluation, on a fixed slice as large as the val split (cheap,
         # and comparable with val for the train/val gap).
@@ -230,8 +231,11 @@ class Trainer:
                 last = self.step == self.total_steps
                 due_eval = self.step % t.eval_every == 0 or last
                 due_ckpt = self.step % t.checkpoint_every == 0 or last
-                if self.step % GUARD_EVERY == 0:
-                    self._guard()  # may flush and stop at once
+                if self._last_look is not None:  # the guard's fault, now with a sample of a faulty step
+                    self._flush()
+                    self.stop(self._last_look, failed=True)
+                elif self.step % GUARD_EVERY == 0:
+                    self._guard()
                 if self.step % t.log_every == 0 or due_eval or due_ckpt:
                     self._flush()
                 if due_eval and self.stop_reason is None:
@@ -274,10 +278,13 @@ class Trainer:
         self._guard_mark = (self.loss_sum.clone(), self.loss_count)
         first = self.first_loss
         if not math.isfinite(mean) or (first is not None and first > 0 and mean > DIVERGE_FACTOR * first):
-            self._flush()  # the doctor's stop rules see it now, not at the next log flush
-            self.stop(f"the loss {'turned non-finite' if not math.isfinite(mean) else 'passed 3x its first value'} "
-                      f"(mean {mean:.4g} over steps {self.step - n + 1}-{self.step}, first loss {first:.4g}); "
-                      "lower optim.lr or set train.grad_clip", failed=True)
+            what = "turned non-finite" if not math.isfinite(mean) else f"passed 3x its first value ({first:.4g})"
+            self._last_look = (f"the loss {what}: mean {mean:.4g} over steps {self.step - n + 1}-{self.step}; "
+                               "lower optim.lr or set train.grad_clip")
+            # one more step, sampled, before the flush that stops the run: the doctor then sees the
+            # faulty updates (update:data) and activations, not only the loss
+            if self.watch is not None:
+                self.watch.sample_next()
 
     def _save_checkpoint(self) -> None:
         save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())

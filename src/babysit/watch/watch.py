@@ -97,6 +97,11 @@ class Watch:
     def _is_sampled(self, step: int) -> bool:
         return step == 1 or step % self.every == 0
 
+    def sample_next(self) -> None:
+        """Sample the next step too, whatever the schedule (a run about to stop takes a last look)."""
+        if not self._armed:
+            self._arm()
+
     def _arm(self) -> None:
         self._armed = True
         self._captured, self._grads = {}, {}
