@@ -11,6 +11,7 @@ from torch import nn
 
 from babysit.data import Dataset, Split
 from babysit.data.augment import augmented
+from babysit.losses import build_loss
 from babysit.penalties import build_penalty
 from babysit.preflight.checks import Setup
 from babysit.spec import Spec
@@ -28,7 +29,7 @@ def setup_from_spec(spec: Spec, data: Optional[Dataset] = None,
         _, data, model = build_start(spec, data)
     batch = spec.train.batch_for(len(data.train))
     return Setup(model=model, data=data, make_optimizer=lambda m: build_optimizer(m, spec.optim),
-                 penalty=build_penalty(spec), batch_size=batch,
+                 loss_fn=build_loss(spec.loss), penalty=build_penalty(spec), batch_size=batch,
                  augment=lambda sampler, train, seed: augmented(sampler, spec.data, train, seed))
 
 

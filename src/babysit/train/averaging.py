@@ -24,7 +24,7 @@ def recompute_bn(model: nn.Module, split: Split, chunk: int = EVAL_CHUNK) -> boo
     if not any(isinstance(m, _BatchNorm) for m in model.modules()):
         return False
     device = next(model.parameters()).device
-    update_bn([split.x[i:i + chunk] for i in range(0, len(split), chunk)], model, device=device)
+    update_bn((x for x, _ in split.batches(chunk)), model, device=device)
     return True
 
 

@@ -69,5 +69,5 @@ def tta_views(mode: str, padding: int | None = None) -> Views:
 def evaluate_tta(model: nn.Module, split: Split, mode: str, padding: int | None = None) -> dict:
     """Loss (NLL of the averaged probabilities) and accuracy of `split` under test-time augmentation."""
     views = tta_views(mode, padding)  # an unknown mode fails here, before any forward pass
-    check_images(split.x, f"--tta {mode}")  # named for the whole split, before any chunk
+    check_images(split.in_memory(1).x, f"--tta {mode}")  # named for the whole split, before any chunk
     return evaluate(model, split, views)
