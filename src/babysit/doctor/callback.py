@@ -16,7 +16,6 @@ from babysit.doctor.findings import Finding
 from babysit.doctor.rules.loss import DIVERGE_WINDOW, diverged_window
 from babysit.doctor.view import RunView, keep_samples
 from babysit.layout import FINDINGS, atomic_write_text
-from babysit.losses import kind_of
 from babysit.train.callbacks import Callback
 from babysit.watch.record import read_events
 
@@ -63,7 +62,7 @@ class DoctorCallback(Callback):
     def view(self, trainer, finished: bool = False) -> RunView:
         kw = dict(model=trainer.model, batch_size=trainer.batch_size, evals=self.evals,
                   preflight=self._preflight(), num_classes=trainer.data.num_classes,
-                  loss_kind=kind_of(trainer.spec.loss), finished=finished)
+                  loss_kind=trainer.loss_kind, finished=finished)
         if trainer.watch is None:
             return RunView(**kw)
         v = RunView.from_watch(trainer.watch, **kw)

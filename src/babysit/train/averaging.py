@@ -56,7 +56,7 @@ class EMA(Callback):
     def on_train_end(self, trainer, summary: dict) -> None:
         model = self.averaged.module
         recompute_bn(model, trainer.train_split)
-        val = evaluate(model, trainer.val_split)
+        val = evaluate(model, trainer.val_split, loss=trainer.loss_fn)
         save_ema(trainer.run_dir, model, trainer.step, self.decay)
         summary.update(ema_val_loss=val["loss"], ema_val_acc=val["acc"],
                        ema_decay=self.decay)

@@ -92,6 +92,11 @@ class Trainer:
         # and comparable with val for the train/val gap).
         self.train_probe = self.train_split[:max(len(self.val_split), 1)]
 
+    @property
+    def loss_kind(self) -> str:
+        """What the spec's loss is, for the doctor (RunView.loss_kind): cross_entropy, mse, ..."""
+        return self.loss_fn.kind
+
     # -- checkpoints -------------------------------------------------------------------------
     def _callback_keys(self) -> list[tuple[str, Callback]]:
         """Each callback's key in a checkpoint: its class name, "#2", "#3" for more of one class."""
