@@ -152,13 +152,16 @@ def build_python(spec: Spec, data: Dataset) -> nn.Module:
     return model
 
 
+def _check_module(model: nn.Module, head: str | None) -> None:
+    if head is not None and head not in dict(model.named_modules()):
+        raise SpecError(f"finetune.head: the network has no module {head!r}; its top-level modules: "
+                        f"{', '.join(n for n, _ in model.named_children())}")
+
+
 def output_layer(model: nn.Module, head: str | None = None) -> tuple[str, nn.Module]:
     """(name, module) of the output layer: the last nn.Linear, in definition order, of the whole
     network or of its module `head` (finetune.head)."""
-    modules = dict(model.named_modules())
-    if head is not None and head not in modules:
-        raise SpecError(f"finetune.head: the network has no module {head!r}; its top-level modules: "
-                        f"{', '.join(n for n, _ in model.named_children())}")
+    _check_module(model, head)
     scope = [(n, mod) for n, mod in model.named_modules() if head is None or n == head or n.startswith(head + ".")]
     linears = [(n, mod) for n, mod in scope if isinstance(mod, nn.Linear)]
     if not linears:
@@ -172,6 +175,7 @@ def head_modules(model: nn.Module, spec: Spec) -> tuple[str, ...]:
     network, finetune.head or its last Linear."""
     if spec.model.kind != "python":
         return STOCK_HEAD
+    _check_module(model, spec.finetune.head)
     return (spec.finetune.head or output_layer(model)[0],)
 
 

@@ -7,8 +7,10 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
+from babysit import factories
 from babysit.activations import CHOICES as ACTIVATION_CHOICES
 from babysit.data.augment import OPS
+from babysit.errors import SpecError
 from babysit.penalties import REGULARIZERS
 from babysit.schema import Strict
 
@@ -31,6 +33,11 @@ def check_factory(kind: str, factory: Optional[str], args: dict, section: str) -
                          "'file.py:function' (a file beside the spec)")
     if kind != "python" and (factory or args):
         raise ValueError(f"{section}.factory and {section}.args are for {section}.kind python, not '{kind}'")
+    if factory:
+        try:
+            factories.split_ref(factory, f"{section}.factory")
+        except SpecError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def stock_fields_set(spec: Strict, keep: set[str]) -> list[str]:
