@@ -76,7 +76,7 @@ def _plain(lr: float) -> list:
 def _lightning(lr: float, run_dir, **kw) -> tuple[BabysitCallback, "L.Trainer"]:
     torch.manual_seed(0)
     model = Net(lr)
-    cb = BabysitCallback(run_dir, every=EVERY, plots=False, echo=lambda line: None, **kw)
+    cb = BabysitCallback(run_dir, every=EVERY, echo=lambda line: None, **{"plots": False, **kw})
     trainer = L.Trainer(max_steps=STEPS, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[cb])
     trainer.fit(model, _loader())
@@ -106,7 +106,8 @@ def test_same_findings_as_a_plain_loop(tmp_path, lr):
 
 
 def test_stop_on_error_stops_the_fit(tmp_path):
-    cb, trainer = _lightning(GOOD_LR * 100, tmp_path / "run", stop_on_error=True, log_every=10)
+    cb, trainer = _lightning(GOOD_LR * 100, tmp_path / "run", stop_on_error=True, log_every=10, plots=True)
     assert trainer.global_step < STEPS
     assert cb.run.stop_reason.startswith("doctor: ")
     assert json.loads((tmp_path / "run" / "findings.json").read_text())["stopped"]
+    assert (tmp_path / "run" / "plots" / "loss.png").is_file()  # `babysit plot`'s figures, written at the end

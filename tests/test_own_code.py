@@ -203,3 +203,15 @@ def test_seeds_ensemble_of_a_user_network(tmp_path):
     summary = train_members(_spec(tmp_path, BLOBS, "train.steps=60"), tmp_path / "ens", 2, progress=False)
     assert summary["seeds"] == [0, 1] and len(summary["member_val_acc"]) == 2
     assert summary["val_acc"] >= min(summary["member_val_acc"]) > 0.5
+
+
+def test_dataset_items_must_be_pairs(tmp_path):
+    (tmp_path / "triples.py").write_text(
+        "import torch\n"
+        "class T(torch.utils.data.Dataset):\n"
+        "    def __len__(self): return 8\n"
+        "    def __getitem__(self, i): return torch.zeros(2), 0, 'extra'\n"
+        "def load(): return T(), T()\n")
+    spec = _spec(tmp_path, BLOBS, "data.factory=triples.py:load")
+    with pytest.raises(DataError, match=r"train Dataset: items must be \(x, y\) pairs .*ValueError: too many values"):
+        build_data(spec.data)

@@ -134,7 +134,12 @@ class BabysitCallback(pl.Callback):
             self.echo("babysit: no training Dataset to sample; the checklist was skipped")
             return []
         with torch.random.fork_rng(devices=[]):
-            sample = StreamSplit(dataset).in_memory()
+            try:
+                sample = StreamSplit(dataset).in_memory()
+            except (ValueError, TypeError, RuntimeError) as exc:  # items that are not (x, y) pairs
+                self.echo(f"babysit: the training Dataset's items are not (x, y) pairs ({exc}); the checklist "
+                          "was skipped")
+                return []
             if sample.y.dtype.is_floating_point:
                 self.echo("babysit: real-valued targets; the checklist's label checks were skipped")
                 return []

@@ -56,17 +56,17 @@ class Loss:
         return self.fn(outputs, targets)
 
     # -- what the first loss should be (the checklist's initial-loss check) ------------------
-    def reference(self, targets: torch.Tensor, num_classes: int) -> Optional[tuple[float, str]]:
-        """(value, how it is named) of the loss a network with diffuse outputs starts at, or None
-        when it is not known (a loss of the user's): ln(C) for a C-class softmax, ln 2 for a
-        sigmoid at 0 (BCE), and for MSE the targets' variance (predicting their mean; a net
-        whose outputs start near 0 is above it by the squared mean of the targets)."""
+    def reference(self, targets: torch.Tensor, num_classes: int) -> Optional[tuple[float, str, str]]:
+        """(value, how it is named, its key in the check's numbers) of the loss a network with
+        diffuse outputs starts at, or None when it is not known (a loss of the user's): ln(C) for
+        a C-class softmax, ln 2 for a sigmoid at 0 (BCE), and for MSE the targets' variance
+        (predicting their mean; a net whose outputs start near 0 is above it by their squared mean)."""
         if self.kind == "cross_entropy":
-            return math.log(num_classes), f"ln({num_classes})"
+            return math.log(num_classes), f"ln({num_classes})", "ln_C"
         if self.kind == "bce_with_logits":
-            return math.log(2.0), "ln(2)"
+            return math.log(2.0), "ln(2)", "ln_2"
         if self.kind == "mse":
-            return float(targets.double().var(unbiased=False)), "var(targets)"
+            return float(targets.double().var(unbiased=False)), "var(targets)", "var_targets"
         return None
 
     # -- combining members and views (evaluation) --------------------------------------------

@@ -104,10 +104,13 @@ def _from_datasets(parts: tuple, spec, source: str) -> Dataset:
         splits.append(splits[1][:0])
     if len(splits[0]) == 0 or len(splits[1]) == 0:
         raise DataError(f"{source}: the {'train' if len(splits[0]) == 0 else 'val'} Dataset is empty")
-    samples = [s.in_memory() for s in splits]
-    for name, part in zip(NAMES, samples):
-        if len(part) and (not isinstance(part.x, torch.Tensor) or not isinstance(part.y, torch.Tensor)):
-            raise DataError(f"{source}, {name} Dataset: items must be (x, y) pairs of tensors or numbers")
+    samples = []
+    for name, split in zip(NAMES, splits):
+        try:
+            samples.append(split.in_memory())
+        except (ValueError, TypeError, RuntimeError) as exc:  # unpacking or collating the items failed
+            raise DataError(f"{source}, {name} Dataset: items must be (x, y) pairs of tensors, arrays or "
+                            f"numbers of one shape ({type(exc).__name__}: {exc})") from None
     num_classes = _stream_classes(parts[0], samples[0])
     for name, part in zip(NAMES, samples):  # checked on the sample each split gives
         if len(part):

@@ -210,10 +210,9 @@ def check_initial_loss(setup: Setup) -> CheckResult:
                            f"no reference value for loss {kind.name}: compare the first loss with what "
                            "diffuse predictions give by hand" if ref is None else
                            "the targets do not vary: nothing to compare the first loss with")
-    expected, named = ref
+    expected, named, key = ref
     ratio = loss / expected
-    measured = {"initial_loss": round(loss, 4), named.replace("(", "_").rstrip(")"): round(expected, 4),
-                "ratio": round(ratio, 2)}
+    measured = {"initial_loss": round(loss, 4), key: round(expected, 4), "ratio": round(ratio, 2)}
     text = f"about {named} = {expected:.3g}"
     if ratio > INIT_LOSS_WARN:
         return CheckResult("initial-loss", "fail" if ratio > INIT_LOSS_FAIL else "warn", measured, text,
@@ -254,7 +253,7 @@ def check_overfit_tiny(setup: Setup) -> CheckResult:
         # regression: the loss of predicting the targets' mean (MSE), else the untrained model's
         ref = None if right is not None else (
             kind.reference(y, setup.data.num_classes)
-            or (float(setup.loss_fn(copy.deepcopy(setup.model).eval()(x), y)), "the initial loss"))
+            or (float(setup.loss_fn(copy.deepcopy(setup.model).eval()(x), y)), "the initial loss", ""))
     measured = {"examples": len(x), "steps": TINY_STEPS, "final_loss": round(final, 4)}
     if right is not None:
         acc = float(right.mean())

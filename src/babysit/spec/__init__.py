@@ -186,7 +186,11 @@ def dump_spec(spec: Spec) -> str:
 
 def resume_changes(saved: Spec | dict, now: Spec) -> list[str]:
     """The RESUME_FIXED sections in which `now` differs from the spec a checkpoint was saved with."""
+    if isinstance(saved, dict):  # a checkpoint's copy: fields added since it was written take their defaults
+        try:
+            saved = Spec.model_validate(saved)
+        except ValidationError:
+            pass
     saved = saved.model_dump(mode="json") if isinstance(saved, Spec) else saved
     current = now.model_dump(mode="json")
-    saved = {"loss": "cross_entropy", **saved}  # checkpoints from before `loss:` existed
     return [k for k in RESUME_FIXED if saved.get(k) != current[k]]
