@@ -111,3 +111,22 @@ def test_stop_on_error_stops_the_fit(tmp_path):
     assert cb.run.stop_reason.startswith("doctor: ")
     assert json.loads((tmp_path / "run" / "findings.json").read_text())["stopped"]
     assert (tmp_path / "run" / "plots" / "loss.png").is_file()  # `babysit plot`'s figures, written at the end
+
+
+class NoForward(Net):
+    """Everything in training_step, as many LightningModules are written: no forward to probe."""
+
+    forward = L.LightningModule.forward
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self.out(self.act2(self.fc2(self.act1(self.fc1(x))))), y)
+
+
+def test_a_module_without_forward(tmp_path):
+    cb = BabysitCallback(tmp_path / "run", plots=False, echo=lambda line: None)
+    trainer = L.Trainer(max_steps=20, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[cb])
+    trainer.fit(NoForward(GOOD_LR), _loader())
+    data = json.loads((tmp_path / "run" / "preflight.json").read_text())[0]
+    assert data["status"] == "pass" and data["measured"]["num_classes"] == CLASSES  # from the labels

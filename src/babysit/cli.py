@@ -145,7 +145,8 @@ def demo(steps, out, count):
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of check results.")
 def check(spec, overrides, as_json):
     """Run the babysitting checklist on SPEC before training, in order: data, initial loss against
-    ln(C), regularization turned up raises the loss, gradient check of non-stock modules,
+    that of diffuse predictions (ln(C) for cross-entropy, ln 2 for bce, the targets' variance for
+    mse), regularization turned up raises the loss, gradient check of non-stock modules,
     overfitting a tiny subset, the learning-rate range test. Each says PASS / WARN / FAIL / SKIP,
     what it measured and expected, and on trouble what to do. Exits 1 when a check fails."""
     from babysit.preflight.checklist import run_checks

@@ -76,6 +76,11 @@ class _Run:
         return self.watch.batch_size
 
 
+def _has_forward(module: torch.nn.Module) -> bool:
+    """The module defines forward itself (torch's and Lightning's own raise NotImplementedError)."""
+    return type(module).forward not in (torch.nn.Module.forward, pl.LightningModule.forward)
+
+
 def _first(metrics: dict, keys: Sequence[str]) -> Optional[float]:
     for k in keys:
         if k in metrics:
@@ -143,7 +148,10 @@ class BabysitCallback(pl.Callback):
             if sample.y.dtype.is_floating_point:
                 self.echo("babysit: real-valued targets; the checklist's label checks were skipped")
                 return []
-            setup = setup_from_user(pl_module, None, (sample.x, sample.y.long()), num_classes=self.num_classes,
+            # C: given, else the width of the module's output, else (no forward: a LightningModule
+            # may compute everything in training_step) 1 + the largest label of the sample
+            classes = self.num_classes or (None if _has_forward(pl_module) else int(sample.y.max()) + 1)
+            setup = setup_from_user(pl_module, None, (sample.x, sample.y.long()), num_classes=classes,
                                     optimizer=optimizer)
             setup.data = Dataset(setup.data.train, setup.data.val, setup.data.test, setup.data.num_classes,
                                  setup.data.input_shape, source="the training Dataset (a sample)")
