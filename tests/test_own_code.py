@@ -1,5 +1,6 @@
 """A user's code in a spec (babysit.factories): model.factory, data.factory, loss: python:...;
 the losses other than cross-entropy; model.init, fixes and fine-tuning on a user's network."""
+import json
 import math
 from pathlib import Path
 
@@ -203,6 +204,14 @@ def test_seeds_ensemble_of_a_user_network(tmp_path):
     summary = train_members(_spec(tmp_path, BLOBS, "train.steps=60"), tmp_path / "ens", 2, progress=False)
     assert summary["seeds"] == [0, 1] and len(summary["member_val_acc"]) == 2
     assert summary["val_acc"] >= min(summary["member_val_acc"]) > 0.5
+    # the commands on run folders rebuild the network from the run's spec.yaml
+    from click.testing import CliRunner
+
+    from babysit.cli import main
+    r = CliRunner().invoke(main, ["ensemble", str(tmp_path / "ens"), "--json"], catch_exceptions=False)
+    assert r.exit_code == 0 and json.loads(r.output)["acc"] == pytest.approx(summary["val_acc"])
+    r = CliRunner().invoke(main, ["doctor", str(tmp_path / "ens" / "member-0"), "--json"], catch_exceptions=False)
+    assert r.exit_code == 0 and isinstance(json.loads(r.output), list)
 
 
 def test_dataset_items_must_be_pairs(tmp_path):
@@ -215,3 +224,16 @@ def test_dataset_items_must_be_pairs(tmp_path):
     spec = _spec(tmp_path, BLOBS, "data.factory=triples.py:load")
     with pytest.raises(DataError, match=r"train Dataset: items must be \(x, y\) pairs .*ValueError: too many values"):
         build_data(spec.data)
+
+
+def test_library_preflight_with_mse():
+    import babysit
+
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    y = (x @ torch.linspace(-1, 1, 8)).unsqueeze(1)  # (N, 1), as nn.MSELoss wants against (N, 1) outputs
+    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
+    checks = {r.name: r for r in babysit.preflight(model, torch.nn.MSELoss(), (x, y),
+                                                   checks=["data", "initial-loss", "overfit-tiny"])}
+    assert checks["initial-loss"].measured["var_targets"] == pytest.approx(float(y.var(unbiased=False)), rel=1e-4)
+    assert "target_mean" in checks["data"].measured and checks["overfit-tiny"].status == "pass"
