@@ -29,6 +29,16 @@ class Split:
     def to(self, device) -> "Split":
         return Split(self.x.to(device), self.y.to(device))
 
+    def in_memory(self, n: Optional[int] = None) -> "Split":
+        """The examples as tensors: all of them, or the first n (the splits are shuffled once, so
+        the first n are a fair sample). A streamed split (data/stream.py) gives a sample."""
+        return self if n is None else self[:n]
+
+    def batches(self, size: int):
+        """(x, y) in order, `size` examples at a time."""
+        for i in range(0, len(self), size):
+            yield self.x[i:i + size], self.y[i:i + size]
+
 
 @dataclass
 class Dataset:
@@ -43,6 +53,11 @@ class Dataset:
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "val": self.val, "test": self.test}
+
+    @property
+    def streamed(self) -> bool:
+        """The splits are read from torch Datasets in batches, not held in memory."""
+        return not isinstance(self.train, Split)
 
 
 def check_label_dtype(y: torch.Tensor, where: str) -> None:
@@ -118,6 +133,9 @@ def keep_classes(data: Dataset, classes: list[int]) -> Dataset:
     """data.classes: only these labels, relabelled by their position in the list (transfer
     learning: pre-train on some classes, fine-tune on others). Filtered after the split, so an
     example stays in the same split whichever classes are kept."""
+    if data.streamed:
+        raise DataError(f"data.classes filters tensors in memory; {data.source} gives torch Datasets: "
+                        "keep the classes in your factory instead")
     bad = [c for c in classes if c >= data.num_classes]
     if bad:
         raise DataError(f"data.classes {bad} out of range for {data.source} with {data.num_classes} "
