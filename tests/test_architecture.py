@@ -10,7 +10,8 @@ import babysit
 
 SRC = Path(babysit.__file__).parent
 # Leaves: what everyone shares; they import leaves only.
-LEAVES = {"errors", "registry", "layout", "build", "schema", "reference", "activations", "penalties", "pages"}
+LEAVES = {"errors", "registry", "layout", "build", "schema", "reference", "activations", "penalties",
+          "factories", "losses", "pages"}
 # room -> the rooms (besides itself and the leaves) it may import
 ALLOWED = {
     "spec": {"data.augment"},  # the augment ops' parameters, a table the spec validates against
@@ -28,7 +29,7 @@ ALLOWED = {
     "library": {"doctor", "watch"},
 }
 # Whatever retrains sits above the session; the command line above everything.
-TOP = {"repair", "seeds", "finetune", "search", "cli", "cli_runs", "__init__"}
+TOP = {"repair", "seeds", "finetune", "search", "cli", "cli_runs", "__init__", "lightning"}
 
 
 def _module_name(path: Path) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from babysit.cli_runs import RUN, SET, commands, echo_findings
+from babysit.cli_runs import RUN, SET, commands, echo_findings, fmt_acc
 from babysit.errors import BabysitError, BabysitWarning, Interrupted, SpecError
 from babysit.layout import to_json
 from babysit.spec import PRESETS_DIR, load_spec, resume_changes
@@ -75,8 +75,8 @@ def _train_seeds(spec, out: Path | None, n: int, quiet: bool) -> dict:
         click.echo(f"member {k} (seed {spec.seed + k}): {summary_line(s)}")
 
     summary = train_members(spec, parent, n, progress=not quiet, on_member=report)
-    click.echo(f"ensemble of {n}: val loss {summary['val_loss']:.4f}  val acc {summary['val_acc']:.4f}  "
-               f"(mean member val acc {summary['mean_member_val_acc']:.4f})")
+    click.echo(f"ensemble of {n}: val loss {summary['val_loss']:.4f}  val acc {fmt_acc(summary['val_acc'])}  "
+               f"(mean member val acc {fmt_acc(summary['mean_member_val_acc'])})")
     return summary
 
 
@@ -163,7 +163,8 @@ def demo(steps, out, count):
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of check results.")
 def check(spec, overrides, as_json):
     """Run the babysitting checklist on SPEC before training, in order: data, initial loss against
-    ln(C), regularization turned up raises the loss, gradient check of non-stock modules,
+    that of diffuse predictions (ln(C) for cross-entropy, ln 2 for bce, the targets' variance for
+    mse), regularization turned up raises the loss, gradient check of non-stock modules,
     overfitting a tiny subset, the learning-rate range test. Each says PASS / WARN / FAIL / SKIP,
     what it measured and expected, and on trouble what to do. Exits 1 when a check fails."""
     from babysit.preflight.checklist import run_checks

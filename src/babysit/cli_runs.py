@@ -10,11 +10,17 @@ import click
 from babysit.doctor import Finding, RunView, diagnose
 from babysit.errors import DataError
 from babysit.layout import FINDINGS, SPEC, SUMMARY, to_json
+from babysit.losses import build_loss
 
 RUN = click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                    help="Override a spec field, e.g. --set optim.lr=0.01 --set train.steps=5000 (repeatable).")
 commands = click.Group()  # cli.py adds each of them to `babysit`
+
+
+def fmt_acc(acc) -> str:
+    """An accuracy as printed; '-' where it means nothing (a regression loss)."""
+    return "-" if acc is None else f"{acc:.4f}"
 
 
 @commands.command("eval")
@@ -41,14 +47,15 @@ def eval_cmd(run, split, weights, as_json, tta):
     if tta in ("tencrop", "fivecrop") and pad is None:
         click.echo(f"warning: --tta {tta} averages shifted crops, but {run} was not trained with crop "
                    "augmentation (data.augment); its accuracy on shifted views can be far lower", err=True)
-    m = evaluate_tta(loaded.model, part, tta, pad) if tta else evaluate(loaded.model, part)
+    loss = build_loss(loaded.spec.loss)
+    m = evaluate_tta(loaded.model, part, tta, pad, loss) if tta else evaluate(loaded.model, part, loss=loss)
     result = {"run": str(run), "split": split, "step": loaded.step, "loss": m["loss"], "acc": m["acc"],
               "examples": len(part), "tta": tta}
     if as_json:
         click.echo(to_json(result))
     else:
         how = f" tta {tta}" if tta else ""
-        click.echo(f"{split}{how}: loss {m['loss']:.4f}  acc {m['acc']:.4f}  ({len(part)} examples, step {loaded.step})")
+        click.echo(f"{split}{how}: loss {m['loss']:.4f}  acc {fmt_acc(m['acc'])}  ({len(part)} examples, step {loaded.step})")
 
 
 @commands.command()
@@ -243,8 +250,8 @@ def ensemble(runs, split, weights, snapshots, as_json):
         ms = _snapshot_members(run, d) if snapshots else [run.model]
         models += ms
         names += [f"{d} snapshot {i}" for i in range(len(ms))] if snapshots else [str(d)]
-    r = evaluate(models, part)
-    gain = 100 * (r["acc"] - r["mean_member_acc"])
+    r = evaluate(models, part, loss=build_loss(loaded[0].spec.loss))
+    gain = 100 * (r["acc"] - r["mean_member_acc"]) if r["acc"] is not None else None
     if as_json:
         click.echo(to_json({"split": split, "weights": weights, "members": names, "loss": r["loss"],
                                "acc": r["acc"], "member_acc": r["member_acc"],
@@ -252,6 +259,7 @@ def ensemble(runs, split, weights, snapshots, as_json):
                                "examples": len(part)}))
         return
     for name, acc in zip(names, r["member_acc"]):
-        click.echo(f"  {acc:.4f}  {name}")
-    click.echo(f"{split}: ensemble of {len(models)}: loss {r['loss']:.4f}  acc {r['acc']:.4f}  "
-               f"(mean member acc {r['mean_member_acc']:.4f}, gain {gain:+.2f} points, {len(part)} examples)")
+        click.echo(f"  {fmt_acc(acc)}  {name}")
+    gained = f", gain {gain:+.2f} points" if gain is not None else ""
+    click.echo(f"{split}: ensemble of {len(models)}: loss {r['loss']:.4f}  acc {fmt_acc(r['acc'])}  "
+               f"(mean member acc {fmt_acc(r['mean_member_acc'])}{gained}, {len(part)} examples)")

@@ -1,7 +1,9 @@
-"""Models from the spec: the makemore MLP (optional character embedding), a small CNN, and for
-sequences (C, L) a 1-D CNN and a GRU (MNIST-1D's models).
+"""Models from the spec: the makemore MLP (optional character embedding), a small CNN, for
+sequences (C, L) a 1-D CNN and a GRU (MNIST-1D's models), and a user's own network (model.kind
+python: model.factory(**model.args) returns the nn.Module).
 
-Layers carry readable names (fc1, bn1, act1, ..., out) because every diagnostic names its layer.
+Layers carry readable names (fc1, bn1, act1, ..., out) because every diagnostic names its layer;
+a user's network keeps its own names.
 """
 from __future__ import annotations
 
@@ -11,16 +13,20 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from babysit.activations import ACTIVATIONS
+from babysit import factories
+from babysit.activations import ACTIVATIONS, kind_of
 from babysit.data import Dataset
-from babysit.errors import DataError
+from babysit.errors import DataError, SpecError
+from babysit.losses import build_loss
 from babysit.nn.blocks import DropConnectLinear, Maxout
 from babysit.nn.init import init_layer
 from babysit.nn.lsuv import lsuv_
 from babysit.nn.preprocess import Preprocess
-from babysit.spec import ModelSpec, Spec
+from babysit.spec import LayerInit, ModelSpec, Spec
 
 LSUV_BATCH = 256  # training examples LSUV measures on (Mishkin & Matas use one mini-batch)
+WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # what model.init reaches in a user's network
+STOCK_HEAD = ("out", "out_bn")  # the head of babysit's own models
 
 
 def _hidden_block(layers: OrderedDict, i: int, linear: nn.Module, norm: nn.Module | None,
@@ -51,9 +57,16 @@ def _use_bias(spec: ModelSpec, norm_follows: bool) -> bool:
 
 def _preprocess(spec: Spec, data: Dataset) -> OrderedDict:
     d = spec.data
-    if d.preprocess == "none" or not data.train.x.dtype.is_floating_point:
+    x = data.train.in_memory().x  # a streamed split: fitted on a sample
+    if d.preprocess == "none" or not x.dtype.is_floating_point:
         return OrderedDict()
-    return OrderedDict(prep=Preprocess.fit(data.train.x, d.preprocess, d.pca_components, d.whiten_eps))
+    return OrderedDict(prep=Preprocess.fit(x, d.preprocess, d.pca_components, d.whiten_eps))
+
+
+def num_outputs(spec: Spec, data: Dataset) -> int:
+    """The output layer's width: one logit per class, or one output per target value (loss: mse,
+    bce on real-valued targets)."""
+    return build_loss(spec.loss).outputs(data.train.in_memory(1).y, data.num_classes)
 
 
 def _input_shape(layers: OrderedDict, data: Dataset) -> tuple:
@@ -75,9 +88,10 @@ def build_mlp(spec: Spec, data: Dataset) -> nn.Sequential:
         norm = nn.BatchNorm1d(h, momentum=m.bn_momentum) if m.batchnorm else None
         _hidden_block(layers, i, _fc(m, width, h, bias), norm, m)
         width = h
-    layers["out"] = nn.Linear(width, data.num_classes, bias=_use_bias(m, m.output_batchnorm))
+    outputs = num_outputs(spec, data)
+    layers["out"] = nn.Linear(width, outputs, bias=_use_bias(m, m.output_batchnorm))
     if m.output_batchnorm:
-        layers["out_bn"] = nn.BatchNorm1d(data.num_classes, momentum=m.bn_momentum)
+        layers["out_bn"] = nn.BatchNorm1d(outputs, momentum=m.bn_momentum)
     return nn.Sequential(layers)
 
 
@@ -124,7 +138,7 @@ def build_cnn(spec: Spec, data: Dataset) -> nn.Sequential:
             layers[f"pool{i}"] = pool(2)
             h, w = h // 2, w // 2
         c = out_c
-    return _head(layers, c * h * w, m, len(m.channels) + 1, data.num_classes)
+    return _head(layers, c * h * w, m, len(m.channels) + 1, num_outputs(spec, data))
 
 
 POOL1D = {"max": nn.MaxPool1d, "avg": nn.AvgPool1d}
@@ -147,7 +161,7 @@ def build_cnn1d(spec: Spec, data: Dataset) -> nn.Sequential:
             layers[f"pool{i}"] = POOL1D[m.pool1d](2)
             length //= 2
         c = out_c
-    return _head(layers, c * length, m, len(m.channels) + 1, data.num_classes)
+    return _head(layers, c * length, m, len(m.channels) + 1, num_outputs(spec, data))
 
 
 class SequenceGRU(nn.Module):
@@ -170,10 +184,96 @@ def build_gru(spec: Spec, data: Dataset) -> nn.Sequential:
     layers = _preprocess(spec, data)
     c, length = _shaped_input(spec, data, layers, "sequence")
     layers["gru"] = SequenceGRU(c, m)
-    return _head(layers, length * m.gru_hidden * (2 if m.bidirectional else 1), m, 1, data.num_classes)
+    return _head(layers, length * m.gru_hidden * (2 if m.bidirectional else 1), m, 1, num_outputs(spec, data))
 
 
-BUILDERS = {"mlp": build_mlp, "cnn": build_cnn, "cnn1d": build_cnn1d, "gru": build_gru}
+
+
+def _through_prep(module: nn.Module, args: tuple) -> tuple:
+    """A forward pre-hook: the input passes the network's `prep` layer first (data.preprocess)."""
+    return (module.prep(args[0]), *args[1:])
+
+
+def build_python(spec: Spec, data: Dataset) -> nn.Module:
+    """model.factory(**model.args); the factory also gets num_classes (the output width) and
+    input_shape (one example's) when it takes them and model.args leaves them out. A
+    data.preprocess layer is added to the network as `prep`, run before its forward."""
+    m = spec.model
+    fn = factories.load(m.factory, "model.factory")
+    model = factories.call(fn, m.args, "model.args", num_classes=num_outputs(spec, data),
+                           input_shape=tuple(data.input_shape))
+    if not isinstance(model, nn.Module):
+        raise SpecError(f"model.factory {m.factory} returned {type(model).__name__}; it must return a torch "
+                        "nn.Module")
+    if not any(True for _ in model.parameters()):
+        raise SpecError(f"model.factory {m.factory} returned a network without parameters: nothing to train")
+    prep = _preprocess(spec, data)
+    if prep:
+        if hasattr(model, "prep"):
+            raise SpecError(f"data.preprocess adds a layer named 'prep' to the network, and the network of "
+                            f"{m.factory} already has an attribute 'prep'; rename it")
+        model.add_module("prep", prep["prep"])
+        model.register_forward_pre_hook(_through_prep)
+    return model
+
+
+def _check_module(model: nn.Module, head: str | None) -> None:
+    if head is not None and head not in dict(model.named_modules()):
+        raise SpecError(f"finetune.head: the network has no module {head!r}; its top-level modules: "
+                        f"{', '.join(n for n, _ in model.named_children())}")
+
+
+def output_layer(model: nn.Module, head: str | None = None) -> tuple[str, nn.Module]:
+    """(name, module) of the output layer: the last nn.Linear, in definition order, of the whole
+    network or of its module `head` (finetune.head)."""
+    _check_module(model, head)
+    scope = [(n, mod) for n, mod in model.named_modules() if head is None or n == head or n.startswith(head + ".")]
+    linears = [(n, mod) for n, mod in scope if isinstance(mod, nn.Linear)]
+    if not linears:
+        raise SpecError(f"no nn.Linear in {head or 'the network'}: the output layer (model.init.output, the "
+                        "output-scale fix, fine-tuning's head) is its last Linear; name the head with finetune.head")
+    return linears[-1]
+
+
+def head_modules(model: nn.Module, spec: Spec) -> tuple[str, ...]:
+    """The module names fine-tuning re-initializes: out/out_bn of babysit's models; of a user's
+    network, finetune.head or its last Linear."""
+    if spec.model.kind != "python":
+        return STOCK_HEAD
+    _check_module(model, spec.finetune.head)
+    return (spec.finetune.head or output_layer(model)[0],)
+
+
+def _following_activation(model: nn.Module) -> dict[str, str]:
+    """Weight layer name -> the activation that comes after it in definition order, before the
+    next weight layer ('linear' when none does): its init gain."""
+    out, last = {}, None
+    for name, mod in model.named_modules():
+        if isinstance(mod, WEIGHT_LAYERS):
+            last = name
+            out[name] = "linear"
+        elif last is not None and out[last] == "linear" and kind_of(mod) in ACTIVATIONS:
+            out[last] = kind_of(mod)
+    return out
+
+
+def init_python(model: nn.Module, spec: Spec) -> None:
+    """model.init on a user's network: init.output on the output layer (its last Linear), init.hidden
+    on every other Linear/Conv, each with the gain of the activation that follows it. A group left
+    at its defaults keeps the factory's own init, and weight 'auto' keeps the factory's weights
+    (scaled by `scale`): the output-scale fix (x 0.01, bias zeros) works on any network."""
+    m = spec.model
+    default = LayerInit()
+    if m.init.hidden == default and m.init.output == default:
+        return
+    out_name, out = output_layer(model, spec.finetune.head)
+    gains = _following_activation(model)
+    for name, layer in model.named_modules():
+        if not isinstance(layer, WEIGHT_LAYERS):
+            continue
+        how = m.init.output if layer is out else m.init.hidden
+        if how != default:
+            init_layer(layer, how, "linear" if layer is out else gains[name], auto="keep")
 
 
 def init_model(model: nn.Module, spec: ModelSpec) -> None:
@@ -200,16 +300,24 @@ def init_model(model: nn.Module, spec: ModelSpec) -> None:
 def lsuv_batch(spec: Spec, data: Dataset) -> torch.Tensor:
     """The training examples LSUV measures on: a fixed draw from the spec's seed."""
     g = torch.Generator().manual_seed(spec.seed)
-    return data.train.x[torch.randperm(len(data.train), generator=g)[:LSUV_BATCH]]
+    train = data.train.in_memory()
+    return train.x[torch.randperm(len(train), generator=g)[:LSUV_BATCH]]
 
 
-def build_model(spec: Spec, data: Dataset, init: bool = True) -> nn.Sequential:
+BUILDERS = {"mlp": build_mlp, "cnn": build_cnn, "cnn1d": build_cnn1d, "gru": build_gru, "python": build_python}
+
+
+def build_model(spec: Spec, data: Dataset, init: bool = True) -> nn.Module:
     """init=False: a checkpoint's weights are loaded next, so the init (and LSUV's forward
-    passes) would be thrown away; the preprocessing is still fitted (it sets the input shape)."""
+    passes) would be thrown away; the preprocessing is still fitted (it sets the input shape).
+    A user's network (python) is initialized by its factory; model.init then applies on top."""
     model = BUILDERS[spec.model.kind](spec, data)
     if not init:
         return model
-    init_model(model, spec.model)
+    if spec.model.kind == "python":
+        init_python(model, spec)
+    else:
+        init_model(model, spec.model)
     if spec.model.init.lsuv:  # replaces the weight init above: orthogonal, then unit output std
         lsuv_(model, lsuv_batch(spec, data))
     return model

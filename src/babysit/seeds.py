@@ -8,6 +8,7 @@ from pathlib import Path
 from babysit.data import build_data
 from babysit.errors import TrainingError
 from babysit.layout import SUMMARY, write_json
+from babysit.losses import build_loss
 from babysit.session import build_trainer
 from babysit.spec import Spec
 from babysit.train.evaluate import evaluate
@@ -40,7 +41,7 @@ def train_members(spec: Spec, parent: Path | str, n: int, *, progress: bool = Tr
     for split_name, split in (("val", trainers[0].val_split), ("test", data.test)):
         if len(split) == 0:
             continue
-        r = evaluate(models, split)
+        r = evaluate(models, split, loss=build_loss(spec.loss))
         summary.update({f"{split_name}_loss": r["loss"], f"{split_name}_acc": r["acc"],
                         f"mean_member_{split_name}_acc": r["mean_member_acc"],
                         f"member_{split_name}_acc": r["member_acc"]})

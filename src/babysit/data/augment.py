@@ -326,4 +326,4 @@ def augmented(sampler, data_spec, train: Split, seed: int):
     """The sampler itself when data.augment is empty, else it wrapped in the augmentation."""
     if not data_spec.augment:
         return sampler
-    return AugmentedSampler(sampler, Pipeline(data_spec.augment, train.x, seed))
+    return AugmentedSampler(sampler, Pipeline(data_spec.augment, train.in_memory().x, seed))  # streamed: a sample

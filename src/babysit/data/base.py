@@ -29,6 +29,16 @@ class Split:
     def to(self, device) -> "Split":
         return Split(self.x.to(device), self.y.to(device))
 
+    def in_memory(self, n: Optional[int] = None) -> "Split":
+        """The examples as tensors: all of them, or the first n (the splits are shuffled once, so
+        the first n are a fair sample). A streamed split (data/stream.py) gives a sample."""
+        return self if n is None else self[:n]
+
+    def batches(self, size: int):
+        """(x, y) in order, `size` examples at a time."""
+        for i in range(0, len(self), size):
+            yield self.x[i:i + size], self.y[i:i + size]
+
 
 @dataclass
 class Dataset:
@@ -43,6 +53,11 @@ class Dataset:
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "val": self.val, "test": self.test}
+
+    @property
+    def streamed(self) -> bool:
+        """The splits are read from torch Datasets in batches, not held in memory."""
+        return not isinstance(self.train, Split)
 
 
 def check_label_dtype(y: torch.Tensor, where: str) -> None:
@@ -121,8 +136,12 @@ def build_data(spec: DataSpec) -> Dataset:
 
 def check_classes(data: Dataset, ids_inferred: bool) -> None:
     """A classifier needs two classes. When the number of classes comes from the largest label id,
-    the ids must be mostly used: labels {0, 1000} are two classes, not a 1,001-way softmax."""
-    counts = torch.bincount(data.train.y, minlength=data.num_classes).tolist()
+    the ids must be mostly used: labels {0, 1000} are two classes, not a 1,001-way softmax.
+    Streamed Datasets (read batch by batch) and real-valued targets (regression) are not checked."""
+    y = None if data.streamed else data.train.y
+    if y is None or y.is_floating_point() or not data.num_classes:
+        return
+    counts = torch.bincount(y, minlength=data.num_classes).tolist()
     present = {i: c for i, c in enumerate(counts) if c}
     shown = ", ".join(f"class {i}: {c}" for i, c in list(present.items())[:10]) + (", ..." if len(present) > 10 else "")
     if len(present) < 2:
@@ -139,6 +158,9 @@ def keep_classes(data: Dataset, classes: list[int]) -> Dataset:
     """data.classes: only these labels, relabelled by their position in the list (transfer
     learning: pre-train on some classes, fine-tune on others). Filtered after the split, so an
     example stays in the same split whichever classes are kept."""
+    if data.streamed:
+        raise DataError(f"data.classes filters tensors in memory; {data.source} gives torch Datasets: "
+                        "keep the classes in your factory instead")
     bad = [c for c in classes if c >= data.num_classes]
     if bad:
         raise DataError(f"data.classes {bad} out of range for {data.source} with {data.num_classes} "

@@ -60,8 +60,8 @@ class DoctorCallback(Callback):
 
     def view(self, trainer, finished: bool = False) -> RunView:
         kw = dict(model=trainer.model, batch_size=trainer.batch_size, evals=self.evals,
-                  preflight=self._preflight(),
-                  num_classes=trainer.data.num_classes, finished=finished)
+                  preflight=self._preflight(), num_classes=trainer.data.num_classes,
+                  loss_kind=trainer.loss_kind, finished=finished)
         if trainer.watch is None:
             return RunView(**kw)
         v = RunView.from_watch(trainer.watch, **kw)

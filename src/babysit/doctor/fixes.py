@@ -1,5 +1,7 @@
 """Fixes: small registered functions that edit a spec (as a plain dict) to answer a finding, and
 the plan of a repair round (which findings' fixes to apply; babysit/repair.py trains the attempts).
+A user's network (model.kind python) is built by its own code: the fixes that would rebuild its
+architecture (activation, BatchNorm, biases, dropout, width) have nothing to change there.
 
 Each returns a one-line description of what it changed and why, or None when it has nothing left
 to try (the repair loop then stops for that finding). Several fixes change optim.lr; FIX_GROUPS
@@ -28,6 +30,12 @@ LAST_RESORT = {"capacity"}
 # to leaky ReLU or widening the net treats those consequences and, with the cause still there,
 # made the suite's weight-decay-1.0 run end 18% above its counterpart (1.62 vs 1.37).
 ROOT_CAUSE = {"less-regularization"}
+
+
+def user_model(spec: dict) -> bool:
+    """The network comes from the user's factory: only its init, the data, the optimizer and the
+    training can be changed from the spec."""
+    return spec["model"]["kind"] == "python"
 
 
 def last_resort(f: Finding) -> bool:
@@ -98,6 +106,13 @@ def gain_init(spec: dict, f: Finding) -> Optional[str]:
     m = spec["model"]
     hidden = m["init"]["hidden"]
     want = {"weight": "kaiming", "bias": "zeros", "scale": 1.0}
+    if user_model(spec):  # 'auto' keeps the factory's own init: replace it by the gain-correct one
+        if all(hidden.get(k) == v for k, v in want.items()):
+            return None
+        changed = [f"model.init.hidden.{k} {hidden.get(k)} -> {v}" for k, v in want.items() if hidden.get(k) != v]
+        hidden.update(want)
+        return (", ".join(changed) + " (the gain of the activation after each Linear/Conv): keeps each layer's "
+                f"activations at unit scale ({f.code} at {f.where})")
     if hidden.get("weight") not in ("kaiming", "auto") or hidden.get("bias") != "zeros" or hidden.get("scale", 1) != 1:
         changed = [f"model.init.hidden.{k} {hidden.get(k)} -> {v}" for k, v in want.items()
                    if hidden.get(k) != v and not (k == "weight" and hidden.get(k) == "auto")]
@@ -175,7 +190,7 @@ def grad_clip(spec: dict, f: Finding) -> Optional[str]:
 @fix("bias-off")
 def bias_off(spec: dict, f: Finding) -> Optional[str]:
     old = spec["model"].get("bias")
-    if old is False or old == "auto":
+    if old is False or old == "auto" or user_model(spec):
         return None
     spec["model"]["bias"] = "auto"
     return f"model.bias {old!s} -> auto: no bias in front of a BatchNorm ({f.where})"
@@ -194,7 +209,9 @@ def larger_batch(spec: dict, f: Finding) -> Optional[str]:
 def standardize(spec: dict, f: Finding) -> Optional[str]:
     """Standardize features; images and sequences a CNN reads are zero-centred only (LECTURES.md §1)."""
     old = spec["data"].get("preprocess", "none")
-    new = "center" if spec["model"]["kind"] in ("cnn", "cnn1d") or spec["data"]["kind"] == "images" else "standardize"
+    images = spec["model"]["kind"] in ("cnn", "cnn1d") or spec["data"]["kind"] == "images" \
+        or f.evidence.get("stats_per") == "channel"  # the data check measured (N, C, H, W) inputs
+    new = "center" if images else "standardize"
     if old in (new, "standardize"):
         return None
     spec["data"]["preprocess"] = new
@@ -205,7 +222,7 @@ def standardize(spec: dict, f: Finding) -> Optional[str]:
 def regularize(spec: dict, f: Finding) -> Optional[str]:
     m, o = spec["model"], spec["optim"]
     changes = []
-    if m.get("dropout", 0) < MAX_DROPOUT:
+    if m.get("dropout", 0) < MAX_DROPOUT and not user_model(spec):
         new = min(m.get("dropout", 0) + DROPOUT_STEP, MAX_DROPOUT)
         changes.append(f"model.dropout {m.get('dropout', 0):g} -> {new:g}")
         m["dropout"] = new
@@ -218,6 +235,8 @@ def regularize(spec: dict, f: Finding) -> Optional[str]:
 @fix("capacity")
 def capacity(spec: dict, f: Finding) -> Optional[str]:
     m = spec["model"]
+    if user_model(spec):
+        return None
     old = list(m["hidden"])
     m["hidden"] = [max(4 * h, 16) for h in old]
     return f"model.hidden {old} -> {m['hidden']}: more capacity (underfitting, loss near chance with no gap)"

@@ -12,6 +12,7 @@ from typing import Optional
 from torch import nn
 
 from babysit.layout import METRICS, PREFLIGHT, SPEC, SUMMARY, WATCH
+from babysit.losses import kind_of
 from babysit.spec import load_spec
 from babysit.watch.record import read_events
 from babysit.watch.table import WatchRecord
@@ -45,6 +46,9 @@ class RunView:
     model: Optional[nn.Module] = None
     batch_size: Optional[int] = None
     num_classes: Optional[int] = None
+    # What the loss is: cross_entropy, nll, bce, bce_with_logits, mse, other; None: unknown,
+    # taken as cross-entropy (the ln(C) rules apply to the softmax losses only).
+    loss_kind: Optional[str] = None
     preflight: list[dict] = field(default_factory=list)  # CheckResult.as_dict() rows
     finished: bool = False  # the run ended (rules about the end state, e.g. underfitting, wait for it)
     # The loss at step 1 when `losses` starts later: the stop rules' incremental views, and a
@@ -144,8 +148,11 @@ class RunView:
         evals = [{k: v for k, v in e.items() if k != "kind"} for e in read_events(run_dir, "eval")]
         path = run_dir / PREFLIGHT
         preflight = json.loads(path.read_text()) if path.is_file() else []
-        b = load_spec(run_dir / SPEC).train.batch_size if (run_dir / SPEC).is_file() else None
+        spec = load_spec(run_dir / SPEC) if (run_dir / SPEC).is_file() else None
+        b = spec.train.batch_size if spec is not None else None
         extra.setdefault("batch_size", b if isinstance(b, int) else None)
+        if spec is not None:
+            extra.setdefault("loss_kind", kind_of(spec.loss))
         extra.setdefault("finished", (run_dir / SUMMARY).is_file())
         return cls(losses=[_num(v) for v in record.losses], loss_start=record.loss_steps[0] if record.loss_steps else 1,
                    lrs=record.lrs, samples=samples, order=record.meta.get("order", []), evals=evals,

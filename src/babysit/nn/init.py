@@ -19,11 +19,12 @@ def fan_in(weight: torch.Tensor) -> int:
 
 
 @torch.no_grad()
-def init_layer(layer: nn.Module, how: LayerInit, activation: str) -> None:
-    """Initialize a Linear/Conv layer's weight and bias as `how` says."""
+def init_layer(layer: nn.Module, how: LayerInit, activation: str, auto: str = "kaiming") -> None:
+    """Initialize a Linear/Conv layer's weight and bias as `how` says. auto: what weight 'auto'
+    means; 'keep' leaves the weight as it is (a user's network keeps its own init), then scaled."""
     w = layer.weight
     gain = activation_gain(activation)
-    scheme = "kaiming" if how.weight == "auto" else how.weight
+    scheme = auto if how.weight == "auto" else how.weight
     if scheme == "zeros":
         w.zero_()
     elif scheme == "normal":

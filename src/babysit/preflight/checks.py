@@ -15,10 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from babysit.data import Dataset, Split
+from babysit.losses import Loss, as_loss
 from babysit.penalties import with_penalty
 from babysit.reference import CENTRED, INIT_LOSS_LOW
 from babysit.registry import LAST, Registry
-from babysit.train.batches import BatchSampler
+from babysit.train.batches import make_sampler
 
 # Initial loss against ln(C) (item 3): diffuse logits give ln(C); "confidently wrong" ones give
 # much more (MM3's first net: 27 against 3.29, 8x). Within 1.5x is fine, past 3x is a failure;
@@ -27,7 +28,8 @@ INIT_LOSS_WARN, INIT_LOSS_FAIL = 1.5, 3.0
 # Data (item 1): inputs count as centred below reference.CENTRED (|mean| / std per feature on
 # average), and as comparably scaled when the feature stds span less than 100x.
 SCALE_SPREAD = 100.0
-# Overfit a tiny subset (item 5): 20-50 examples, regularization off, to ~100% train accuracy.
+# Overfit a tiny subset (item 5): 20-50 examples, regularization off, to ~100% train accuracy;
+# without accuracy (regression), to a loss below (1 - TINY_ACC) of the reference loss (MSE: R^2 >= 0.99).
 TINY_EXAMPLES, TINY_STEPS, TINY_ACC = 32, 300, 0.99
 
 
@@ -62,19 +64,24 @@ class Setup:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def loss_kind(self) -> Loss:
+        """What the loss is (babysit.losses): its reference value, what "correct" means."""
+        return as_loss(self.loss_fn)
+
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, reg_scale: float = 1.0) -> torch.Tensor:
         """The loss training minimizes, with the regularization term scaled by reg_scale."""
         return with_penalty(self.loss_fn(model(x), y), model, self.penalty, reg_scale)
 
     def examples(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first n training examples, on the model's device."""
-        head = self.data.train[:n].to(self.device)
+        head = self.data.train.in_memory(n).to(self.device)
         return head.x, head.y
 
     def training_batches(self, seed: int = 0):
         """Batches of the training split on the model's device, augmented as training sees them."""
         train = self.data.train.to(self.device)
-        sampler = BatchSampler(train, self.batch_size, seed=seed)
+        sampler = make_sampler(train, self.batch_size, seed=seed)
         return self.augment(sampler, train, seed) if self.augment else sampler
 
     def optimizer_groups(self) -> list[dict]:
@@ -96,17 +103,20 @@ def check(name: str, order: float = LAST):
 @check("data", order=1)
 def check_data(setup: Setup) -> CheckResult:
     """Labels in range, class balance, NaN/Inf, centring and scale of the inputs as the network
-    sees them (after the spec's preprocessing layer), and examples shared between train and val."""
+    sees them (after the spec's preprocessing layer), and examples shared between train and val.
+    Streamed data are checked on a sample; real-valued targets (regression) have no classes."""
     data = setup.data
-    x, y = data.train.x, data.train.y
+    train = data.train.in_memory()
+    x, y = train.x, train.y
     prep = getattr(setup.model, "prep", None)
     if prep is not None:
         with torch.no_grad():
             # the run's own layer stays where it is (a .to() would move it off the GPU in place)
             x = prep(x.to(setup.device)).cpu() if x.dtype.is_floating_point else x
-    expected = (f"labels in [0, {data.num_classes}), finite, zero-centred, comparable scales, "
-                "no train/val overlap")
-    outside = (y < 0) | (y >= data.num_classes)
+    labels = setup.loss_kind.labels(y)
+    expected = (f"labels in [0, {data.num_classes}), " if labels else "finite targets, ") + \
+        "finite, zero-centred, comparable scales, no train/val overlap"
+    outside = (y < 0) | (y >= data.num_classes) if labels else torch.zeros(0, dtype=torch.bool)
     if outside.any():
         bad = y[outside]
         return CheckResult("data", "fail", {"labels_out_of_range": int(outside.sum()), "label_min": int(y.min()),
@@ -114,13 +124,20 @@ def check_data(setup: Setup) -> CheckResult:
                            expected, f"{int(outside.sum())} train labels lie outside [0, {data.num_classes}) "
                            f"(e.g. {bad[:3].tolist()}): the model has {data.num_classes} outputs; relabel to "
                            "0..C-1 or widen the output layer")
-    counts = torch.bincount(y, minlength=data.num_classes).float()
-    present = counts[counts > 0]
-    measured = {"stats_per": "channel" if x.dim() == 4 else "feature",
-                "classes_present": int((counts > 0).sum()), "num_classes": data.num_classes,
-                "class_balance_min_max": round(float(present.min() / present.max()), 4)}
+    measured = {"stats_per": "channel" if x.dim() == 4 else "feature"}
+    if data.streamed:
+        measured["sample"] = len(train)
     problems, advice = [], []
-    absent = data.num_classes - measured["classes_present"]
+    absent = 0
+    if labels:
+        counts = torch.bincount(y, minlength=data.num_classes).float()
+        present = counts[counts > 0]
+        measured.update(classes_present=int((counts > 0).sum()), num_classes=data.num_classes,
+                        class_balance_min_max=round(float(present.min() / present.max()), 4))
+        absent = data.num_classes - measured["classes_present"]
+    else:
+        t = y.double()
+        measured.update(target_mean=float(f"{float(t.mean()):.4g}"), target_std=float(f"{float(t.std()):.4g}"))
     if absent:  # imbalance itself is reported, not judged: next-character tasks are imbalanced by nature
         problems.append(f"{absent} of {data.num_classes} classes never occur in train")
         advice.append(f"{absent} classes have no training example, so the model can never predict them; "
@@ -144,7 +161,7 @@ def check_data(setup: Setup) -> CheckResult:
         if spread > SCALE_SPREAD:
             problems.append("feature scales differ widely")
             advice.append("set data.preprocess: standardize")
-    shared = _shared_examples(data.train, data.val)
+    shared = _shared_examples(train, data.val.in_memory())
     measured["shared_train_val"] = shared
     if shared:
         problems.append(f"{shared} val examples also in train")
@@ -165,27 +182,46 @@ def _row_keys(x: torch.Tensor):
     return (row.numpy().tobytes() for row in x.reshape(len(x), max(x[0].numel(), 1) if len(x) else 0).cpu())
 
 
+# What a first loss far above its reference means, by loss (item 3; MSE: Karpathy's "init well":
+# a regression's output bias starts at the targets' mean).
+TOO_HIGH_ADVICE = {
+    "cross_entropy": "the softmax is confidently wrong at init (a 'hockey stick' loss curve follows): "
+                     "scale the output layer's weights down (model.init.output.scale: 0.01) and zero its bias",
+    "bce_with_logits": "the sigmoid outputs are confidently wrong at init: scale the output layer's weights "
+                       "down (model.init.output.scale: 0.01) and zero its bias",
+    "mse": "the predictions start far from the targets: standardize the targets, or start the output "
+           "layer's bias at their mean and scale its weights down (model.init.output.scale: 0.01)",
+}
+
+
 @check("initial-loss", order=2)
 @torch.no_grad()
 def check_initial_loss(setup: Setup) -> CheckResult:
-    """The first loss, regularization off, against ln(C) for a C-class softmax with diffuse
-    predictions (item 3)."""
-    data = setup.data
+    """The first loss, regularization off, against the loss of diffuse predictions (item 3): ln(C)
+    for a C-class softmax, ln 2 for a sigmoid (bce), the targets' variance for MSE (babysit.losses)."""
+    data, kind = setup.data, setup.loss_kind
     m = copy.deepcopy(setup.model).train()  # a copy: a train-mode pass moves BatchNorm's running statistics
     x, y = setup.examples(1024)
     loss = float(setup.loss(m, x, y, reg_scale=0.0))  # as the first training step sees it (batch statistics)
-    expected = math.log(data.num_classes)
+    ref = kind.reference(y, data.num_classes)
+    if ref is None or ref[0] <= 0:
+        return CheckResult("initial-loss", "skip", {"initial_loss": round(loss, 4), "loss": kind.name},
+                           "a loss with a known value at init",
+                           f"no reference value for loss {kind.name}: compare the first loss with what "
+                           "diffuse predictions give by hand" if ref is None else
+                           "the targets do not vary: nothing to compare the first loss with")
+    expected, named, key = ref
     ratio = loss / expected
-    measured = {"initial_loss": round(loss, 4), "ln_C": round(expected, 4), "ratio": round(ratio, 2)}
-    text = f"about ln({data.num_classes}) = {expected:.2f}"
+    measured = {"initial_loss": round(loss, 4), key: round(expected, 4), "ratio": round(ratio, 2)}
+    text = f"about {named} = {expected:.3g}"
     if ratio > INIT_LOSS_WARN:
         return CheckResult("initial-loss", "fail" if ratio > INIT_LOSS_FAIL else "warn", measured, text,
-                           "the softmax is confidently wrong at init (a 'hockey stick' loss curve follows): "
-                           "scale the output layer's weights down (model.init.output.scale: 0.01) and zero its bias")
+                           TOO_HIGH_ADVICE.get(kind.kind, "the first loss is far above that of diffuse "
+                                                          "predictions: scale the output layer down"))
     if ratio < INIT_LOSS_LOW:
         return CheckResult("initial-loss", "fail", measured, text,
                            "the loss is far below chance before training: labels may leak into the inputs, "
-                           "or the loss is not the softmax cross-entropy the classes need")
+                           f"or the loss is not the {kind.name} the targets need")
     return CheckResult("initial-loss", "pass", measured, text)
 
 
@@ -196,8 +232,10 @@ def check_overfit_tiny(setup: Setup) -> CheckResult:
     for m in tiny.modules():
         if isinstance(m, nn.Dropout):
             m.p = 0.0
-    idx = _distinct_inputs(setup.data.train.x, TINY_EXAMPLES)
-    x, y = setup.data.train.x[idx].to(setup.device), setup.data.train.y[idx].to(setup.device)
+    train = setup.data.train.in_memory()
+    idx = _distinct_inputs(train.x, TINY_EXAMPLES)
+    x, y = train.x[idx].to(setup.device), train.y[idx].to(setup.device)
+    kind = setup.loss_kind
     opt = setup.make_optimizer(tiny)
     for group in opt.param_groups:
         group["weight_decay"] = 0.0
@@ -209,11 +247,26 @@ def check_overfit_tiny(setup: Setup) -> CheckResult:
         opt.step()
     tiny.eval()
     with torch.no_grad():
-        acc = float((tiny(x).argmax(1) == y).float().mean())
-        final = float(setup.loss_fn(tiny(x), y))
-    measured = {"examples": len(x), "steps": TINY_STEPS, "train_acc": round(acc, 4), "final_loss": round(final, 4)}
-    expected = f"train accuracy >= {TINY_ACC:.0%} on {len(x)} examples in {TINY_STEPS} steps, regularization off"
-    if acc >= TINY_ACC and math.isfinite(final):
+        out = tiny(x)
+        right = kind.correct(kind.to_space(out), y)
+        final = float(setup.loss_fn(out, y))
+        # regression: the loss of predicting the targets' mean (MSE), else the untrained model's
+        ref = None if right is not None else (
+            kind.reference(y, setup.data.num_classes)
+            or (float(setup.loss_fn(copy.deepcopy(setup.model).eval()(x), y)), "the initial loss", ""))
+    measured = {"examples": len(x), "steps": TINY_STEPS, "final_loss": round(final, 4)}
+    if right is not None:
+        acc = float(right.mean())
+        measured["train_acc"] = round(acc, 4)
+        expected = f"train accuracy >= {TINY_ACC:.0%} on {len(x)} examples in {TINY_STEPS} steps, regularization off"
+        fit = acc >= TINY_ACC
+    else:  # regression: the loss against that of predicting the targets' mean (R^2 for MSE)
+        bound = (1 - TINY_ACC) * ref[0]
+        measured["loss_bound"] = float(f"{bound:.3g}")
+        expected = (f"loss <= {1 - TINY_ACC:.0%} of {ref[1]} on {len(x)} examples "
+                    f"in {TINY_STEPS} steps, regularization off")
+        fit = final <= bound
+    if fit and math.isfinite(final):
         return CheckResult("overfit-tiny", "pass", measured, expected)
     return CheckResult("overfit-tiny", "fail", measured, expected,
                        "the model cannot memorize a tiny subset; likely causes (LECTURES.md §2): units saturated "

@@ -12,6 +12,7 @@ from torch import nn
 from babysit.data import Dataset, Split
 from babysit.errors import TrainingError
 from babysit.data.augment import augmented
+from babysit.losses import as_loss, build_loss
 from babysit.penalties import build_penalty
 from babysit.preflight.checks import Setup
 from babysit.spec import Spec
@@ -29,11 +30,11 @@ def setup_from_spec(spec: Spec, data: Optional[Dataset] = None,
         _, data, model = build_start(spec, data)
     batch = spec.train.batch_for(len(data.train))
     return Setup(model=model, data=data, make_optimizer=lambda m: build_optimizer(m, spec.optim),
-                 penalty=build_penalty(spec), batch_size=batch,
+                 loss_fn=build_loss(spec.loss), penalty=build_penalty(spec), batch_size=batch,
                  augment=lambda sampler, train, seed: augmented(sampler, spec.data, train, seed))
 
 
-def _as_split(value: Optional[SplitLike], what: str) -> Optional[Split]:
+def _as_split(value: Optional[SplitLike], what: str, labels: bool = True) -> Optional[Split]:
     if value is None or isinstance(value, Split):
         return value
     if isinstance(value, torch.utils.data.TensorDataset):
@@ -42,6 +43,8 @@ def _as_split(value: Optional[SplitLike], what: str) -> Optional[Split]:
         x, y = value
         if len(x) != len(y):
             raise ValueError(f"{what}: {len(x)} inputs but {len(y)} labels")
+        if not labels:  # a regression loss (MSE, BCE): real-valued targets
+            return Split(x, y)
         if y.dtype.is_floating_point:
             raise ValueError(f"{what}: labels must be integer class indices, got {y.dtype}")
         return Split(x, y.long())
@@ -77,8 +80,9 @@ def setup_from_user(model: nn.Module, loss_fn: Callable, train_data: SplitLike, 
                     val_data: Optional[SplitLike] = None, num_classes: Optional[int] = None,
                     optimizer=None, regularizer: Optional[Callable[[nn.Module], torch.Tensor]] = None,
                     reg_strength: float = 0.0, batch_size: int = 32) -> Setup:
-    train = _as_split(train_data, "train_data")
-    val = _as_split(val_data, "val_data") or train[:0]
+    labels = as_loss(loss_fn).classification if loss_fn is not None else True
+    train = _as_split(train_data, "train_data", labels)
+    val = _as_split(val_data, "val_data", labels) or train[:0]
     if num_classes is None:  # the softmax's width, as the model sees it
         with torch.no_grad():
             probe = copy.deepcopy(model).eval()(train.x[:2].to(next(model.parameters()).device))

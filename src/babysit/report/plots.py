@@ -174,7 +174,7 @@ def write_plots(run_dir: Path | str, step: Optional[int] = None) -> list[Path]:
             "update_ratio": update_ratio_figure(record),
         })
     figures["loss"] = loss_figure(record, run_dir)
-    if read_events(run_dir, "eval"):
+    if any("val_acc" in e for e in read_events(run_dir, "eval")):  # none for a regression loss
         figures["accuracy"] = accuracy_figure(run_dir)
     written = []
     for name, fig in figures.items():

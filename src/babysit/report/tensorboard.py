@@ -40,7 +40,8 @@ def export_tensorboard(run_dir: Path | str, out: Optional[Path | str] = None) ->
             writer.add_scalar("lr", e["lr"], e["step"])
         for e in read_events(run_dir, "eval"):
             writer.add_scalar("loss/val", e["val_loss"], e["step"])
-            writer.add_scalar("accuracy/val", e["val_acc"], e["step"])
+            if "val_acc" in e:  # none for a regression loss
+                writer.add_scalar("accuracy/val", e["val_acc"], e["step"])
             if "train_acc" in e:
                 writer.add_scalar("accuracy/train", e["train_acc"], e["step"])
         record = WatchRecord(run_dir)

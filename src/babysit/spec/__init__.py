@@ -11,9 +11,11 @@ import re
 import warnings
 
 import yaml
-from pydantic import ValidationError, model_validator
+from pydantic import ValidationError, field_validator, model_validator
 
+from babysit import factories
 from babysit.errors import BabysitWarning, SpecError
+from babysit.losses import LOSSES, PYTHON_PREFIX, is_python
 from babysit.schema import Strict
 from babysit.spec.search import INT_TYPES, LOG_TYPES, ParamSpec, SearchSpec, StageSpec  # noqa: F401
 from babysit.spec.sections import (KIND_INPUTS, MODEL_INPUTS, DataSpec, EarlyStopSpec, EMASpec,  # noqa: F401
@@ -22,13 +24,15 @@ from babysit.spec.sections import (KIND_INPUTS, MODEL_INPUTS, DataSpec, EarlySto
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
 # The sections whose state a checkpoint holds: a resumed run may not change them.
-RESUME_FIXED = ("data", "model", "optim", "schedule")
+RESUME_FIXED = ("data", "model", "optim", "schedule", "loss")
 NAMES_EMBED_DIM = 10  # model.embed_dim when names data leave it out: MM3's n_embd (LECTURES.md §5)
 
 
 class Spec(Strict):
     name: str = "run"
     seed: int = 0
+    # What training minimizes (babysit/losses.py): cross_entropy, bce, mse or python:module:fn
+    loss: str = "cross_entropy"
     data: DataSpec = DataSpec()
     model: ModelSpec = ModelSpec()
     optim: OptimSpec = OptimSpec()
@@ -38,14 +42,23 @@ class Spec(Strict):
     finetune: FinetuneSpec = FinetuneSpec()
     search: Optional[SearchSpec] = None  # `babysit search`: the space and stages (search/space.py)
 
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, v):
+        if is_python(v):
+            factories.split_ref(v[len(PYTHON_PREFIX):], "loss")
+        elif v not in LOSSES:
+            raise ValueError(f"unknown loss {v!r}; valid: {', '.join(LOSSES)}, or {PYTHON_PREFIX}module:function")
+        return v
+
     @model_validator(mode="before")
     @classmethod
     def _names_embedding(cls, raw):
-        """Names data are character indices: they need an embedding, MM3's unless given."""
+        """Names data are character indices: babysit's MLP needs an embedding, MM3's unless given."""
         if isinstance(raw, dict):
             data, model = raw.get("data") or {}, raw.get("model") or {}
             if isinstance(data, dict) and isinstance(model, dict) and data.get("kind", "names") == "names" \
-                    and "embed_dim" not in model:
+                    and model.get("kind", "mlp") == "mlp" and "embed_dim" not in model:
                 raw = {**raw, "model": {**model, "embed_dim": NAMES_EMBED_DIM}}
         return raw
 
@@ -70,14 +83,15 @@ class Spec(Strict):
         if self.train.snapshots and self.schedule.name != "cosine_restarts":
             raise ValueError(f"train.snapshots needs schedule.name: cosine_restarts (a snapshot at the end "
                              f"of each cycle), got '{self.schedule.name}'; set schedule.cycle_steps too")
-        if self.data.kind == "names" and self.model.kind != "mlp":
-            raise ValueError(f"names data needs model.kind 'mlp' (with embed_dim), got '{self.model.kind}'")
+        if self.data.kind == "names" and self.model.kind not in ("mlp", "python"):
+            raise ValueError(f"names data needs model.kind 'mlp' (with embed_dim) or a python model, "
+                             f"got '{self.model.kind}'")
         reads, holds = MODEL_INPUTS.get(self.model.kind), KIND_INPUTS.get(self.data.kind)
         if reads and holds and reads != holds:
             fits = [k for k, v in MODEL_INPUTS.items() if v == holds]
             raise ValueError(f"model.kind '{self.model.kind}' reads {reads}, but data.kind '{self.data.kind}' "
-                             f"holds {holds}: use model.kind {' or '.join(['mlp', *fits])}")
-        if self.data.kind == "names" and not self.model.embed_dim:
+                             f"holds {holds}: use model.kind {' or '.join(['mlp', *fits, 'python'])}")
+        if self.data.kind == "names" and self.model.kind == "mlp" and not self.model.embed_dim:
             raise ValueError(f"names data are character indices: model.embed_dim must be set (MM3: "
                              f"{NAMES_EMBED_DIM}), got {self.model.embed_dim}")
         return self
@@ -161,8 +175,30 @@ def load_spec(name_or_path: str | Path, overrides: list[str] | None = None) -> S
         data = raw.get("data")
         if isinstance(data, dict) and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
             data["path"] = str(path.parent.resolve() / data["path"])  # the file's paths are the file's; --set's are the shell's
-        raw = apply_overrides(raw, overrides or [], str(path))
+        raw = resolve_code(apply_overrides(raw, overrides or [], str(path)), path.parent, str(path))
     return spec_from_dict(raw, str(path))
+
+
+def resolve_code(raw: dict, base: Path, source: str) -> dict:
+    """The user's code named in the spec (model.factory, data.factory, loss: python:...) by
+    absolute path when it lies beside the spec (babysit.factories.resolve): the copy of the
+    spec in a run folder must name the same code."""
+    def fix(ref, field):
+        if not isinstance(ref, str):
+            return ref
+        try:
+            return factories.resolve(ref, base, field)
+        except SpecError as exc:
+            raise SpecError(f"invalid spec {source}:\n  {exc}") from None
+
+    for section in ("model", "data"):
+        node = raw.get(section)
+        if isinstance(node, dict) and node.get("factory") is not None:
+            raw = {**raw, section: {**node, "factory": fix(node["factory"], f"{section}.factory")}}
+    loss = raw.get("loss")
+    if isinstance(loss, str) and is_python(loss):
+        raw = {**raw, "loss": PYTHON_PREFIX + fix(loss[len(PYTHON_PREFIX):], "loss")}
+    return raw
 
 
 def dump_spec(spec: Spec) -> str:
@@ -171,6 +207,11 @@ def dump_spec(spec: Spec) -> str:
 
 def resume_changes(saved: Spec | dict, now: Spec) -> list[str]:
     """The RESUME_FIXED sections in which `now` differs from the spec a checkpoint was saved with."""
+    if isinstance(saved, dict):  # a checkpoint's copy: fields added since it was written take their defaults
+        try:
+            saved = Spec.model_validate(saved)
+        except ValidationError:
+            pass
     saved = saved.model_dump(mode="json") if isinstance(saved, Spec) else saved
     current = now.model_dump(mode="json")
     return [k for k in RESUME_FIXED if saved.get(k) != current[k]]

@@ -3,12 +3,14 @@ watching, fine-tuning). Defaults follow LECTURES.md (Adam's betas, BatchNorm's e
 batch of 32). Each section checks what it can alone; checks across sections are in Spec."""
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
+from babysit import factories
 from babysit.activations import CHOICES as ACTIVATION_CHOICES
 from babysit.data.augment import OPS
+from babysit.errors import SpecError
 from babysit.penalties import REGULARIZERS
 from babysit.schema import Strict
 
@@ -21,8 +23,41 @@ KIND_INPUTS = {"digits": "images", "images": "images", "mnist1d": "sequences"}
 MODEL_INPUTS = {"cnn": "images", "cnn1d": "sequences", "gru": "sequences"}
 
 
+class LoaderSpec(Strict):
+    """How batches of a torch Dataset (data.kind python) are read: torch's DataLoader settings."""
+
+    workers: int = Field(0, ge=0, description="DataLoader worker processes (0: read in the training process)")
+    pin_memory: bool = Field(False, description="page-locked batches: faster copies to a GPU")
+
+
+def check_factory(kind: str, factory: Optional[str], args: dict, section: str) -> None:
+    """kind python needs a factory; a factory or args mean nothing for babysit's own kinds."""
+    if kind == "python" and not factory:
+        raise ValueError(f"{section}.kind python needs {section}.factory: 'module:function' or "
+                         "'file.py:function' (a file beside the spec)")
+    if kind != "python" and (factory or args):
+        raise ValueError(f"{section}.factory and {section}.args are for {section}.kind python, not '{kind}'")
+    if factory:
+        try:
+            factories.split_ref(factory, f"{section}.factory")
+        except SpecError as exc:
+            raise ValueError(str(exc)) from None
+
+
+def stock_fields_set(spec: Strict, keep: set[str]) -> list[str]:
+    """The fields of `spec` away from their defaults, besides `keep`: settings of babysit's own
+    builders that a user's code (kind python) would silently ignore."""
+    fields = type(spec).model_fields
+    return [k for k in fields if k not in keep
+            and getattr(spec, k) != fields[k].get_default(call_default_factory=True)]
+
+
 class DataSpec(Strict):
-    kind: Literal["names", "digits", "arrays", "images", "mnist1d"] = "names"
+    kind: Literal["names", "digits", "arrays", "images", "mnist1d", "python"] = "names"
+    # kind python (babysit/data/python.py): factory(**args) returns the splits, as tensors or Datasets
+    factory: Optional[str] = None
+    args: dict[str, Any] = Field(default_factory=dict, description="python: keyword arguments of the factory")
+    loader: LoaderSpec = LoaderSpec()
     path: Optional[str] = None  # names file, .npz/.pt/.csv arrays, or an image folder; relative to the spec file
     target: Optional[str] = Field(None, description="arrays from a .csv: the label column")
     context: int = Field(3, ge=1, description="names: characters of context")
@@ -54,6 +89,17 @@ class DataSpec(Strict):
 
     @model_validator(mode="after")
     def _check(self):
+        check_factory(self.kind, self.factory, self.args, "data")
+        if self.kind == "python":
+            # the factory returns its own splits and classes, from its own files
+            ignored = stock_fields_set(self, {"kind", "factory", "args", "loader", "preprocess", "pca_components",
+                                        "whiten_eps", "augment", "classes"})
+            if ignored:
+                raise ValueError(f"data.{', data.'.join(ignored)} are for babysit's own data kinds; "
+                                 "data.kind python returns its own splits (pass settings in data.args)")
+        elif self.loader != LoaderSpec():
+            raise ValueError(f"data.loader is for torch Datasets (data.kind python), not '{self.kind}', "
+                             "whose splits are tensors in memory")
         if self.preprocess in ("pca", "pca-whiten") and self.pca_components is None:
             raise ValueError(f"data.preprocess '{self.preprocess}' needs data.pca_components: k "
                              "(the number of components kept)")
@@ -111,7 +157,10 @@ class InitSpec(Strict):
 
 
 class ModelSpec(Strict):
-    kind: Literal["mlp", "cnn", "cnn1d", "gru"] = "mlp"
+    kind: Literal["mlp", "cnn", "cnn1d", "gru", "python"] = "mlp"
+    # kind python (babysit/models.py): factory(**args) returns the nn.Module; `init` still applies
+    factory: Optional[str] = None
+    args: dict[str, Any] = Field(default_factory=dict, description="python: keyword arguments of the factory")
     embed_dim: Optional[int] = Field(None, ge=1, description="mlp on names: character embedding size")
     hidden: list[int] = Field(default_factory=lambda: [200])
     activation: Activation = "tanh"
@@ -140,6 +189,12 @@ class ModelSpec(Strict):
 
     @model_validator(mode="after")
     def _check(self):
+        check_factory(self.kind, self.factory, self.args, "model")
+        if self.kind == "python":
+            ignored = stock_fields_set(self, {"kind", "factory", "args", "init"})
+            if ignored:
+                raise ValueError(f"model.{', model.'.join(ignored)} are for babysit's own models (mlp, cnn); "
+                                 "a model.kind python network is built by its factory (pass settings in model.args)")
         if any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")
         if self.kind in ("cnn", "cnn1d") and (not self.channels or any(c < 1 for c in self.channels)):
@@ -284,3 +339,6 @@ class FinetuneSpec(Strict):
     # is a head-only fine-tune, L7's advice for very small data.
     head_steps: int = Field(200, ge=0, description="steps training the new head with the body frozen")
     body_lr_factor: float = Field(0.1, gt=0, le=1, description="body lr = optim.lr x this after the head phase")
+    # The re-initialized layers: babysit's models name theirs (out, out_bn); for a model.kind
+    # python network, this module of it, by default its last nn.Linear.
+    head: Optional[str] = Field(None, description="python models: the head module's name (default: the last Linear)")

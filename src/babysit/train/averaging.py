@@ -24,7 +24,7 @@ def recompute_bn(model: nn.Module, split: Split, chunk: int = EVAL_CHUNK) -> boo
     if not any(isinstance(m, _BatchNorm) for m in model.modules()):
         return False
     device = next(model.parameters()).device
-    update_bn([split.x[i:i + chunk] for i in range(0, len(split), chunk)], model, device=device)
+    update_bn((x for x, _ in split.batches(chunk)), model, device=device)
     return True
 
 
@@ -56,7 +56,7 @@ class EMA(Callback):
     def on_train_end(self, trainer, summary: dict) -> None:
         model = self.averaged.module
         recompute_bn(model, trainer.train_split)
-        val = evaluate(model, trainer.val_split)
+        val = evaluate(model, trainer.val_split, loss=trainer.loss_fn)
         save_ema(trainer.run_dir, model, trainer.step, self.decay)
         summary.update(ema_val_loss=val["loss"], ema_val_acc=val["acc"],
                        ema_decay=self.decay)

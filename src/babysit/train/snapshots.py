@@ -49,7 +49,7 @@ class Snapshots(Callback):
         members = load_snapshot_members(trainer.model, trainer.run_dir)
         if not members:
             return
-        r = evaluate(members, trainer.val_split)
+        r = evaluate(members, trainer.val_split, loss=trainer.loss_fn)
         summary.update(snapshots=len(members), snapshot_val_loss=r["loss"],
                        snapshot_val_acc=r["acc"], snapshot_mean_member_val_acc=r["mean_member_acc"])
 

@@ -20,18 +20,18 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import torch
-import torch.nn.functional as F
 
 from babysit.build import seed_everything, select_device
 from babysit.data import Dataset, build_data
 from babysit.data.augment import augmented
 from babysit.errors import BabysitWarning, Interrupted, TrainingError
 from babysit.layout import CHECKPOINT, METRICS, SPEC, SUMMARY, WATCH, atomic_write_text, make_dir, write_json
+from babysit.losses import build_loss
 from babysit.models import build_model
 from babysit.penalties import build_penalty, with_penalty
 from babysit.reference import DIVERGE_FACTOR
 from babysit.spec import Spec, dump_spec, resume_changes
-from babysit.train.batches import BatchSampler
+from babysit.train.batches import make_sampler
 from babysit.train.callbacks import Callback
 from babysit.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from babysit.train.evaluate import evaluate
@@ -64,6 +64,8 @@ def build_start(spec: Spec, data: Optional[Dataset] = None) -> tuple[torch.devic
     device = select_device(spec.train.device)
     seed_everything(spec.seed)
     data = data if data is not None else build_data(spec.data)
+    # the loss's targets (class labels, values in [0, 1], ...): all of them in memory, a sample if streamed
+    build_loss(spec.loss).check_targets(data.train.in_memory().y, f"{data.source or 'data'}, train split")
     return device, data, build_model(spec, data).to(device)
 
 
@@ -86,11 +88,12 @@ class Trainer:
         if t.batch_size != "full" and t.batch_size > len(self.train_split):
             warnings.warn(f"train.batch_size {t.batch_size} is larger than the {len(self.train_split)} training "
                           "examples: every batch is the whole split (train.batch_size: full says so)", BabysitWarning)
-        self.sampler = augmented(BatchSampler(self.train_split, self.batch_size, seed=spec.seed), spec.data,
+        self.sampler = augmented(make_sampler(self.train_split, self.batch_size, seed=spec.seed), spec.data,
                                  self.train_split, spec.seed)  # data.augment: training batches only
         self.total_steps = t.steps if t.steps is not None else t.epochs * self.sampler.per_epoch
         self.optimizer = (optimizer_factory or (lambda m: build_optimizer(m, spec.optim)))(self.model)
         self.penalty = build_penalty(spec)  # None unless train.regularizer adds a term to the loss
+        self.loss_fn = build_loss(spec.loss)
         self.schedule = Schedule(self.optimizer, spec.schedule, self.total_steps)
         self.callbacks = list(callbacks)
         self.record = Record(self.run_dir)
@@ -110,6 +113,11 @@ class Trainer:
         # Train accuracy at each evaluation, on a fixed slice as large as the val split (cheap,
         # and comparable with val for the train/val gap).
         self.train_probe = self.train_split[:max(len(self.val_split), 1)]
+
+    @property
+    def loss_kind(self) -> str:
+        """What the spec's loss is, for the doctor (RunView.loss_kind): cross_entropy, mse, ..."""
+        return self.loss_fn.kind
 
     # -- checkpoints -------------------------------------------------------------------------
     def _callback_keys(self) -> list[tuple[str, Callback]]:
@@ -173,7 +181,7 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return with_penalty(F.cross_entropy(self.model(x), y), self.model, self.penalty)
+        return with_penalty(self.loss_fn(self.model(x), y), self.model, self.penalty)
 
     def _train_step(self) -> torch.Tensor:
         if self.spec.optim.name == "lbfgs":
@@ -253,6 +261,8 @@ class Trainer:
             self.record.close()
             if self.watch is not None:
                 self.watch.close()
+            if hasattr(self.sampler, "close"):  # a DataLoader's worker processes
+                self.sampler.close()
         return self._finish()
 
     # -- stopping ----------------------------------------------------------------------------
@@ -325,10 +335,12 @@ class Trainer:
                       "or set train.grad_clip", failed=True)
 
     def _evaluate(self) -> None:
-        m = evaluate(self.model, self.val_split)
-        train_m = evaluate(self.model, self.train_probe)
+        m = evaluate(self.model, self.val_split, loss=self.loss_fn)
+        train_m = evaluate(self.model, self.train_probe, loss=self.loss_fn)
         metrics = {"val_loss": m["loss"], "val_acc": m["acc"], "train_probe_loss": train_m["loss"],
                    "train_acc": train_m["acc"]}
+        if m["acc"] is None:  # regression: no accuracy
+            del metrics["val_acc"], metrics["train_acc"]
         self.record.log("eval", self.step, **metrics)
         self.schedule.on_eval(m["loss"])
         es = self.spec.train.early_stopping
@@ -371,5 +383,6 @@ class Trainer:
 
     def _figures(self) -> dict:
         """FIGURES of the model as it is now, on the whole train and val splits."""
-        train_m, val_m = evaluate(self.model, self.train_split), evaluate(self.model, self.val_split)
+        train_m = evaluate(self.model, self.train_split, loss=self.loss_fn)
+        val_m = evaluate(self.model, self.val_split, loss=self.loss_fn)
         return dict(zip(FIGURES, (train_m["loss"], train_m["acc"], val_m["loss"], val_m["acc"])))

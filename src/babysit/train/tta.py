@@ -18,6 +18,7 @@ from torch import nn
 from babysit.data import Split
 from babysit.data.augment import check_images, crop_at
 from babysit.registry import Registry
+from babysit.losses import CROSS_ENTROPY, Loss
 from babysit.train.evaluate import Views, evaluate
 
 # AlexNet cuts 224 of 256: a corner crop lies 16 px, 1/16 of the side, from the centre one.
@@ -66,8 +67,9 @@ def tta_views(mode: str, padding: int | None = None) -> Views:
     return views
 
 
-def evaluate_tta(model: nn.Module, split: Split, mode: str, padding: int | None = None) -> dict:
+def evaluate_tta(model: nn.Module, split: Split, mode: str, padding: int | None = None,
+                 loss: Loss = CROSS_ENTROPY) -> dict:
     """Loss (NLL of the averaged probabilities) and accuracy of `split` under test-time augmentation."""
     views = tta_views(mode, padding)  # an unknown mode fails here, before any forward pass
-    check_images(split.x, f"--tta {mode}")  # named for the whole split, before any chunk
-    return evaluate(model, split, views)
+    check_images(split.in_memory(1).x, f"--tta {mode}")  # named for the whole split, before any chunk
+    return evaluate(model, split, views, loss=loss)
