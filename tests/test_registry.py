@@ -39,7 +39,8 @@ def test_the_shipped_families_keep_their_order():
     assert list(CHECKS) == ["data", "initial-loss", "regularization", "gradcheck", "overfit-tiny", "lr-range"]
     # the order findings of one severity come out in, and a repair round's tie-break
     assert list(RULES)[:3] == ["saturated-activations", "dead-units", "activations-collapse"]
-    assert list(RULES)[-2:] == ["bias-before-norm", "batchnorm-small-batch"]
+    assert list(RULES)[-5:] == ["bias-before-norm", "batchnorm-small-batch",  # structure, then the user's loop
+                                "activation-before-loss", "log-of-softmax", "grads-not-zeroed"]
     # every name the spec accepts has its builder
     assert set(OPTIMIZERS) == set(get_args(OptimSpec.model_fields["name"].annotation))
     assert set(SCHEDULES) == set(get_args(ScheduleSpec.model_fields["name"].annotation))
@@ -47,8 +48,9 @@ def test_the_shipped_families_keep_their_order():
 
 
 def test_the_spec_takes_its_activation_names_from_the_table():
-    assert set(CHOICES) == {n for n, a in ACTIVATIONS.items() if a.module is not None}
+    assert set(CHOICES) == {n for n, a in ACTIVATIONS.items() if a.module is not None and a.hidden}
     assert "maxout" in ACTIVATIONS and "maxout" not in CHOICES  # watched, not a model.activation
+    assert "softmax" in ACTIVATIONS and "softmax" not in CHOICES  # recorded, not a hidden unit
     with pytest.raises(babysit.SpecError, match="model.activation"):
         babysit.load_spec("digits-mlp", ["model.activation=swish"])
 

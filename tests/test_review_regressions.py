@@ -35,7 +35,7 @@ def test_a_model_without_activation_modules_still_gets_parameter_statistics():
         opt.zero_grad(); loss.backward(); opt.step()
         watch.step(loss)
     watch.close()
-    assert [s["step"] for s in watch.samples] == [1, 5, 10]
+    assert [s["step"] for s in watch.samples] == [1, 2, 5, 10]  # 2: the dense start of a user's loop
     assert {p["name"] for p in watch.samples[0]["params"]} == {"a.weight", "a.bias", "b.weight", "b.bias"}
 
 
@@ -70,7 +70,7 @@ def test_plot_and_export_work_on_a_library_path_directory(tmp_path):
             loss = F.cross_entropy(model(torch.randn(16, 4)), torch.randint(0, 2, (16,)))
             opt.zero_grad(); loss.backward(); opt.step()
             watch.step(loss)
-    assert len(WatchRecord(tmp_path).samples) == 4
+    assert [s["step"] for s in WatchRecord(tmp_path).samples] == [1, 2, 4, 5, 6]  # every 2, and 5 (dense start)
     assert CliRunner().invoke(main, ["plot", str(tmp_path)]).exit_code == 0
     assert (tmp_path / "plots" / "activations.png").exists()
     assert CliRunner().invoke(main, ["export", "tensorboard", str(tmp_path)]).exit_code == 0

@@ -24,13 +24,14 @@ def _mlp(seed=0):
     return nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 20))
 
 
-def _loop(model, optimizer, loss_fn, x, y, **findings_kw):
+def _loop(model, optimizer, loss_fn, x, y, zero_grad=True, **findings_kw):
     watch = babysit.Watch(model, optimizer, every=50)
     gen = torch.Generator().manual_seed(0)
     for _ in range(STEPS):
         idx = torch.randint(0, len(x), (BATCH,), generator=gen)
         loss = loss_fn(model, x[idx], y[idx])
-        optimizer.zero_grad()
+        if zero_grad:
+            optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         watch.step(loss)
@@ -70,3 +71,27 @@ def watch_loop_makemore_original(files):
     _, data, model = build_start(spec)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     return _loop(model, opt, lambda m, xb, yb: F.cross_entropy(m(xb), yb), data.train.x, data.train.y)
+
+
+def softmax_before_cross_entropy(files):
+    """nn.Softmax as the model's last layer, then F.cross_entropy (which applies its own): the
+    loss cannot go below ln(1 + 19/e) = 2.07 for 20 classes."""
+    x, y = _blobs(files)
+    model = nn.Sequential(*_mlp(), nn.Softmax(dim=1))
+    return _loop(model, torch.optim.Adam(model.parameters(), 1e-3), lambda m, xb, yb: F.cross_entropy(m(xb), yb), x, y)
+
+
+def log_of_softmax_by_hand(files):
+    """F.nll_loss(torch.log(F.softmax(logits))): a cross-entropy in two unstable steps."""
+    x, y = _blobs(files)
+    model = _mlp()
+    return _loop(model, torch.optim.Adam(model.parameters(), 1e-3),
+                 lambda m, xb, yb: F.nll_loss(torch.log(F.softmax(m(xb), dim=1)), yb), x, y)
+
+
+def no_zero_grad(files):
+    """optimizer.zero_grad() never called: every step adds to the sum of all earlier gradients."""
+    x, y = _blobs(files)
+    model = _mlp()
+    return _loop(model, torch.optim.Adam(model.parameters(), 1e-3), lambda m, xb, yb: F.cross_entropy(m(xb), yb),
+                 x, y, zero_grad=False)

@@ -6,6 +6,10 @@ gain: init std = gain / sqrt(fan_in): sigmoid 1, tanh 5/3, ReLU sqrt(2) (LECTURE
 leaky ReLU / PReLU take torch's sqrt(2 / (1 + slope^2)); ELU, GELU, SiLU are ReLU-like: sqrt(2).
 bounded: the range a saturating unit lives in (no gradient at its ends); None: unbounded.
 can_die: outputs 0 with zero gradient below 0 (plain ReLU); leaky units, ELU, GELU, SiLU do not.
+functions: the torch callables that compute the unit, so that Watch also records it when a
+forward calls it as a function (F.relu, torch.tanh, x.sigmoid(), ...).
+hidden: a hidden-layer unit, offered in model.activation and judged by the activation rules;
+softmax (an output normaliser, attention weights) is recorded only: peaked softmaxes are normal.
 """
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from babysit.registry import Registry
@@ -28,24 +34,37 @@ class Activation:
     gain: float = LINEAR_GAIN
     bounded: Optional[tuple[float, float]] = None
     can_die: bool = False
+    functions: tuple = ()
+    hidden: bool = True
 
     @property
     def value_range(self) -> tuple[float, float]:
         return self.bounded or UNBOUNDED_RANGE
 
 
+def _functions(*names: str) -> tuple:
+    """torch.X, torch.X_, Tensor.X, Tensor.X_ and F.X for each name, where they exist."""
+    return tuple(f for n in names for owner in (torch, torch.Tensor, F)
+                 for f in (getattr(owner, n, None), getattr(owner, n + "_", None)) if f is not None)
+
+
 ACTIVATIONS: Registry[Activation] = Registry("activation")
-for _a in (Activation("sigmoid", nn.Sigmoid, bounded=(0.0, 1.0)),
-           Activation("tanh", nn.Tanh, 5.0 / 3.0, bounded=(-1.0, 1.0)),
-           Activation("relu", nn.ReLU, math.sqrt(2.0), can_die=True),
-           Activation("leaky_relu", nn.LeakyReLU, nn.init.calculate_gain("leaky_relu", 0.01)),
-           Activation("prelu", nn.PReLU, nn.init.calculate_gain("leaky_relu", 0.25)),  # PReLU starts at 0.25
-           Activation("elu", nn.ELU, math.sqrt(2.0)),
-           Activation("gelu", nn.GELU, math.sqrt(2.0)),
-           Activation("silu", nn.SiLU, math.sqrt(2.0)),
-           Activation("maxout", None)):  # babysit's Maxout block: each piece is linear
+for _a in (Activation("sigmoid", nn.Sigmoid, bounded=(0.0, 1.0), functions=_functions("sigmoid")),
+           Activation("tanh", nn.Tanh, 5.0 / 3.0, bounded=(-1.0, 1.0), functions=_functions("tanh")),
+           Activation("relu", nn.ReLU, math.sqrt(2.0), can_die=True, functions=_functions("relu")),
+           Activation("leaky_relu", nn.LeakyReLU, nn.init.calculate_gain("leaky_relu", 0.01),
+                      functions=_functions("leaky_relu")),
+           Activation("prelu", nn.PReLU, nn.init.calculate_gain("leaky_relu", 0.25),  # PReLU starts at 0.25
+                      functions=_functions("prelu")),
+           Activation("elu", nn.ELU, math.sqrt(2.0), functions=_functions("elu")),
+           Activation("gelu", nn.GELU, math.sqrt(2.0), functions=_functions("gelu")),
+           Activation("silu", nn.SiLU, math.sqrt(2.0), functions=_functions("silu")),
+           Activation("maxout", None),  # babysit's Maxout block: each piece is linear
+           Activation("softmax", nn.Softmax, bounded=(0.0, 1.0), functions=_functions("softmax"), hidden=False)):
     ACTIVATIONS.register(_a.name, _a)
-CHOICES = tuple(n for n, a in ACTIVATIONS.items() if a.module is not None)  # model.activation
+CHOICES = tuple(n for n, a in ACTIVATIONS.items() if a.module is not None and a.hidden)  # model.activation
+# What Watch's function mode looks up for every call of a sampled forward: callable -> kind.
+FUNCTION_KINDS = {f: n for n, a in ACTIVATIONS.items() for f in a.functions}
 
 
 def gain(name: str) -> float:
@@ -59,6 +78,11 @@ def kind_of(module: nn.Module) -> Optional[str]:
     if isinstance(own, str):
         return own
     return next((n for n, a in ACTIVATIONS.items() if a.module is not None and isinstance(module, a.module)), None)
+
+
+def judged(kind: str) -> bool:
+    """Whether the activation rules judge a recorded kind (hidden units, not softmax outputs)."""
+    return lookup(kind).hidden
 
 
 def lookup(kind: str) -> Activation:

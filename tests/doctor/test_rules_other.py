@@ -78,6 +78,6 @@ def test_rules_register_in_the_packages_module_order():
     a rule module importing a later one would reorder the findings (and the repairs)."""
     from babysit.doctor.findings import RULES
 
-    modules = ["activations", "fit", "gradients", "loss", "preflight", "structure"]
+    modules = ["activations", "fit", "gradients", "loss", "preflight", "structure", "loop"]
     seen = [RULES[code].__module__.rsplit(".", 1)[1] for code in RULES]
     assert seen == sorted(seen, key=modules.index)

@@ -35,7 +35,9 @@ def test_plot_writes_the_seven_figures(run):
 def test_stats_json_has_the_columns_and_picks_the_step(run):
     result = CliRunner().invoke(main, ["stats", str(run), "--json", "--step", "120"], catch_exceptions=False)
     rows = json.loads(result.output)
-    assert [r["layer"] for r in rows] == ["act1", "act2", "act3", "out"]
+    assert [r["layer"] for r in rows if r["kind"] != "param"] == ["act1", "act2", "act3", "out"]
+    params = {r["layer"] for r in rows if r["kind"] == "param"}  # every parameter no row above showed
+    assert {"bn1.weight", "bn1.bias"} <= params and "out.weight" not in params  # BN gains and shifts
     assert all(r["step"] == 100 for r in rows)  # the sample at or before step 120
     assert set(COLUMNS) <= set(rows[0])
     assert rows[0]["weight"] == "fc1.weight" and rows[-1]["kind"] == "linear"

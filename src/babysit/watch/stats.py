@@ -22,6 +22,9 @@ GRAD_RANGE = 4.0  # gradient histograms span +-4 standard deviations of that gra
 ACT_FIELDS = ("mean", "std", "saturated", "zero", "dead")
 ACT_GRAD_FIELDS = ("grad_mean", "grad_std")
 PARAM_FIELDS = ("grad_mean", "grad_std", "data_std", "grad_data", "update_data", "norm")
+# The model's input, per feature (the checklist's data check, on one batch): the mean |mean| / std
+# over features that vary, the ratio of the largest feature std to the smallest, and the count.
+INPUT_FIELDS = ("mean_abs_over_std", "std_spread", "features")
 
 
 def _hists(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
@@ -76,6 +79,21 @@ def gradient_stats(g: torch.Tensor, bins: int = BINS) -> torch.Tensor:
     std, mean = torch.std_mean(flat, dim=1)
     scaled = flat / std.clamp_min(1e-30)[:, None]
     return torch.cat([torch.stack([mean, std], dim=1), _hists(scaled, -GRAD_RANGE, GRAD_RANGE, bins)], dim=1)
+
+
+@torch.no_grad()
+def input_stats(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """INPUT_FIELDS of a batch, features along `axis` (a channel for images, the last axis else),
+    statistics over every other axis. Masks instead of boolean indexing: no host sync."""
+    x = x.detach().float().movedim(axis, -1)
+    flat = x.reshape(-1, x.shape[-1])
+    std, mean = torch.std_mean(flat, dim=0)
+    live = std > 0  # a constant feature (a blank border pixel) has no scale to judge
+    count = live.sum().clamp_min(1)
+    off_centre = torch.where(live, mean.abs() / std.clamp_min(1e-30), 0.0).sum() / count
+    spread = torch.where(live, std, 0.0).max() / torch.where(live, std, math.inf).min().clamp_min(1e-30)
+    return torch.stack([off_centre, torch.where(live.any(), spread, 1.0), torch.tensor(float(x.shape[-1]),
+                                                                                       device=x.device)])
 
 
 class ParameterStats:

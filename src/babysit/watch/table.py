@@ -22,12 +22,17 @@ class WatchRecord:
         metas = [e for e in events if e["kind"] == "meta"]
         self.meta = metas[-1] if metas else {}
         self.samples = [{k: v for k, v in e.items() if k != "kind"} for e in events if e["kind"] == "sample"]
-        self.losses, self.lrs, self.loss_steps = [], [], []
+        self.losses, self.lrs, self.loss_steps, self.grad_checks = [], [], [], []
+        self.loss_graph: Optional[dict] = None
         for e in events:
             if e["kind"] == "steps":
                 self.losses += e["loss"]
                 self.lrs += e["lr"] or []
                 self.loss_steps += list(range(e["start"], e["start"] + len(e["loss"])))
+            elif e["kind"] == "grad_checks":
+                self.grad_checks += e["checks"]
+            elif e["kind"] == "loss_graph":
+                self.loss_graph = {k: v for k, v in e.items() if k not in ("kind", "step")}
 
     def sample_at(self, step: Optional[int] = None) -> dict:
         """The sample at `step`, or the last one at or before it; the last sample when None."""
@@ -44,24 +49,41 @@ def _pct(v):
     return None if v is None else 100.0 * v
 
 
+def weight_param(layer: str, shapes: dict) -> Optional[str]:
+    """The parameter through which `layer` feeds what follows: `layer.weight`, else its own first
+    matrix (an RNN's `weight_ih_l0`, attention's `in_proj_weight`). shapes: parameter name -> shape."""
+    if f"{layer}.weight" in shapes:
+        return f"{layer}.weight"
+    prefix = f"{layer}." if layer else ""
+    return next((n for n, shape in shapes.items() if n.startswith(prefix) and "." not in n[len(prefix):]
+                 and len(shape) >= 2), None)
+
+
 def layer_rows(record: WatchRecord, sample: dict) -> list[dict]:
     """One row per activation layer, with the statistics of the weight that feeds it; layers with
-    weights and no activation after them (the output layer) get a row of their own."""
+    weights and no activation after them (the output layer) get a row of their own; then every
+    parameter no row showed (biases, gains, a second RNN matrix), kind `param`."""
     layers = {row["name"]: row for row in sample["layers"]}
     params = {row["name"]: row for row in sample["params"]}
+    shapes = {n: row.get("shape") or [] for n, row in params.items()}
     order = record.meta.get("order") or [[n, row["kind"]] for n, row in layers.items()]
     rows, pending = [], None
+
+    def weight(layer):
+        return params.get(weight_param(layer, shapes)) if layer is not None else None
+
     for name, kind in order:
         if kind == "weights":
             if pending is not None:
-                rows.append(_row(pending, "linear", None, params.get(f"{pending}.weight")))
+                rows.append(_row(pending, "linear", None, weight(pending)))
             pending = name
             continue
-        weight = params.get(f"{pending}.weight") if pending else None
-        rows.append(_row(name, kind, layers.get(name), weight))
+        rows.append(_row(name, kind, layers.get(name), weight(pending)))
         pending = None
     if pending is not None:
-        rows.append(_row(pending, "linear", None, params.get(f"{pending}.weight")))
+        rows.append(_row(pending, "linear", None, weight(pending)))
+    shown = {r["weight"] for r in rows}
+    rows += [_row(n, "param", None, p) for n, p in params.items() if n not in shown]
     return rows
 
 

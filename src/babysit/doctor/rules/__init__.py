@@ -1,2 +1,2 @@
 """The rule modules; importing this package registers every rule in doctor.findings.RULES."""
-from babysit.doctor.rules import activations, fit, gradients, loss, preflight, structure  # noqa: F401
+from babysit.doctor.rules import activations, fit, gradients, loop, loss, preflight, structure  # noqa: F401

@@ -3,7 +3,7 @@ They look at the initialization (the first sample) and at the latest sample: a p
 set up by the init or grown during training."""
 from __future__ import annotations
 
-from babysit.activations import lookup
+from babysit.activations import judged, lookup
 from babysit.doctor.findings import Finding, rnd, rule
 
 # Saturation share (|tanh| > 0.97, Watch's SATURATED). LECTURES.md §3: a healthy gain-5/3 net
@@ -31,6 +31,8 @@ def _per_layer(view, worst) -> dict[str, tuple[dict, dict]]:
     out = {}
     for s in view.checked_samples():
         for row in s["layers"]:
+            if not judged(row["kind"]):
+                continue  # softmax outputs: peaked is normal
             v = worst(row)
             if v is not None and (row["name"] not in out or v > worst(out[row["name"]][1])):
                 out[row["name"]] = (s, row)
@@ -74,7 +76,7 @@ def dead_units(view) -> list[Finding]:
 def activations_collapse(view) -> list[Finding]:
     """A deeper hidden layer's std below COLLAPSE_STD and below COLLAPSE_RATIO x the first's."""
     for s in view.checked_samples():
-        rows = [r for r in s["layers"] if r.get("std") is not None]
+        rows = [r for r in s["layers"] if r.get("std") is not None and judged(r["kind"])]
         if len(rows) < 2 or not rows[0]["std"]:
             continue
         first = rows[0]["std"]

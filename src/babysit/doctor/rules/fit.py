@@ -58,7 +58,7 @@ def underfitting(view) -> list[Finding]:
     """At the end: val loss above UNDERFIT_SHARE x ln(C), gap under UNDERFIT_GAP, levelled off."""
     c = view.classes()
     evals = [e for e in view.evals if _gap(e) is not None]
-    if not view.finished or not evals or not c or c < 2:
+    if not view.finished or not evals or not c or c < 2 or not view.classification() or view.converged():
         return []
     last, ln_c = evals[-1], math.log(c)
     gain = (evals[-2]["val_loss"] - last["val_loss"]) / evals[-2]["val_loss"] if len(evals) > 1 else 0.0

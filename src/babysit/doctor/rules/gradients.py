@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from babysit.activations import judged
 from babysit.doctor.findings import Finding, rnd, rule
 from babysit.reference import TARGET_UPDATE_LOG10
 
@@ -38,7 +39,7 @@ def _depth_ratios(s: dict) -> list[tuple[dict, dict, float]]:
     the same positions per example, for groups of two layers or more."""
     groups: dict = {}
     for r in s["layers"]:
-        if r.get("grad_std"):
+        if r.get("grad_std") and judged(r["kind"]):
             groups.setdefault(_positions(r), []).append(r)
     return [(rows[0], rows[-1], rows[0]["grad_std"] / rows[-1]["grad_std"])
             for rows in groups.values() if len(rows) >= 2]
@@ -59,7 +60,10 @@ def _depth_finding(view, code: str, bad, threshold: float, advice) -> list[Findi
 
 @rule("vanishing-gradients", order=300)
 def vanishing_gradients(view) -> list[Finding]:
-    """Activation-gradient std at the first layer below VANISH_RATIO x that at the last."""
+    """Activation-gradient std at the first layer below VANISH_RATIO x that at the last (not once
+    the run has converged: its gradients are small everywhere, and nothing is left to learn)."""
+    if view.converged():
+        return []
     return _depth_finding(
         view, "vanishing-gradients", lambda r: r < VANISH_RATIO, VANISH_RATIO,
         lambda first, last, r: f"Gradients shrink {rnd(1 / r, 2):g}x from {last} back to {first}, so early "
@@ -105,7 +109,10 @@ def update_ratio_high(view) -> list[Finding]:
 
 @rule("update-ratio-low", order=330)
 def update_ratio_low(view) -> list[Finding]:
-    """Median log10 update:data of a weight matrix below UPDATE_LOW."""
+    """Median log10 update:data of a weight matrix below UPDATE_LOW, unless the run has converged
+    (a converged run's updates are small because its gradients are: the lr is not too low)."""
+    if view.converged():
+        return []
     return _update_findings(
         view, "update-ratio-low", lambda u: u < UPDATE_LOW, UPDATE_LOW,
         lambda name, u: f"Each step changes {name} by only 10^{u:.1f} of its size (about 10^-3 is healthy): "

@@ -55,6 +55,9 @@ def _first_loss(view):
 
 
 def _ln_c(view):
+    """ln(C) for a classification loss (the first loss of diffuse logits); None for any other."""
+    if not view.classification():
+        return None
     c = view.classes()
     return math.log(c) if c and c > 1 else None
 
@@ -149,6 +152,8 @@ def loss_plateau(view) -> list[Finding]:
     losses = view.losses
     if view.loss_start != 1 or len(losses) < PLATEAU_MIN_STEPS or not all(_finite(x) for x in losses):
         return []  # a resumed run's curve starts flat by nature
+    if view.converged():
+        return []  # flat at the bottom: done, not stuck
     w, means = _window_means(losses)
     left = next((i for i, m in enumerate(means) if abs(m - means[0]) > PLATEAU_DROP * means[0]), None)
     if left is not None and means[left] > means[0]:
