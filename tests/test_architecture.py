@@ -26,6 +26,9 @@ ALLOWED = {
     "sample": set(),
     "session": {"data", "doctor", "models", "nn", "preflight", "spec", "train", "watch"},
     "library": {"doctor", "watch"},
+    # the lectures' experiments: above the session, they may use anything below it
+    "labs": {"data", "doctor", "models", "nn", "preflight", "report", "runs", "sample", "session", "spec", "train",
+             "watch"},
 }
 # Whatever retrains sits above the session; the command line above everything.
 TOP = {"repair", "seeds", "finetune", "search", "cli", "cli_runs", "__init__"}

@@ -15,6 +15,9 @@ from babysit.schema import Strict
 # data.augment: each op's parameters come with the op (babysit/data/augment.py)
 AugmentOp = Annotated[Union[tuple(op.Params for _, op in OPS.items())], Field(discriminator="name")]
 Activation = Literal[ACTIVATION_CHOICES]
+# Fractional max pooling's usual ratio: each side shrinks by sqrt(2) per pooling, so two poolings
+# halve it (Graham 2014, "Fractional Max-Pooling", the sqrt(2) nets).
+FRACTIONAL_RATIO = 2 ** -0.5
 
 
 class DataSpec(Strict):
@@ -100,7 +103,9 @@ class ModelSpec(Strict):
     # cnn
     channels: list[int] = Field(default_factory=lambda: [16, 32])
     kernel_size: int = Field(3, ge=1)
-    pool: Literal["max", "avg"] = "max"
+    pool: Literal["max", "avg", "fractional"] = "max"  # fractional: Graham's fractional max pooling (L7)
+    pool_ratio: Optional[float] = Field(None, gt=0, lt=1, description="pool: fractional; each side shrinks to this "
+                                        f"fraction per pooling (default {FRACTIONAL_RATIO:.4f} = 1/sqrt(2), Graham's)")
 
     @model_validator(mode="after")
     def _check(self):
@@ -108,7 +113,14 @@ class ModelSpec(Strict):
             raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")
         if self.kind == "cnn" and (not self.channels or any(c < 1 for c in self.channels)):
             raise ValueError(f"cnn needs channels >= 1, got {self.channels}")
+        if self.pool_ratio is not None and self.pool != "fractional":
+            raise ValueError(f"model.pool_ratio is only used with model.pool: fractional, got pool '{self.pool}'; "
+                             "remove it or set pool: fractional")
         return self
+
+    @property
+    def fractional_ratio(self) -> float:
+        return FRACTIONAL_RATIO if self.pool_ratio is None else self.pool_ratio
 
 
 class OptimSpec(Strict):
