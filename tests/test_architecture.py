@@ -31,7 +31,7 @@ ALLOWED = {
              "watch"},
 }
 # Whatever retrains sits above the session; the command line above everything.
-TOP = {"repair", "seeds", "finetune", "search", "cli", "cli_runs", "__init__"}
+TOP = {"repair", "seeds", "finetune", "search", "cli", "cli_runs", "cli_labs", "__init__"}
 
 
 def _module_name(path: Path) -> str:

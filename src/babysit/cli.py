@@ -9,7 +9,7 @@ import click
 
 from babysit.cli_runs import RUN, SET, commands, echo_findings
 from babysit.errors import BabysitError, SpecError
-from babysit.labs.command import lab
+from babysit.cli_labs import lab
 from babysit.reference import MM3_LOSS_LOG, MM3_STEPS
 from babysit.spec import PRESETS_DIR, load_spec, resume_changes
 
@@ -256,7 +256,7 @@ def search(spec, overrides, trials, workers, storage, out, sampler, join):
 
 for _command in commands.commands.values():  # the commands on run folders (cli_runs.py)
     main.add_command(_command)
-main.add_command(lab)  # the lectures' experiments (labs/command.py)
+main.add_command(lab)  # the lectures' experiments (cli_labs.py)
 
 if __name__ == "__main__":
     main()

@@ -32,9 +32,13 @@ class Table:
     rows: list[list[Any]]
 
     def text(self) -> str:
+        """Plain text, the title above: columns holding numbers right-aligned, the others left-aligned."""
         cells = [self.columns] + [[_cell(v) for v in row] for row in self.rows]
         widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
-        line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+        numeric = [any(isinstance(row[i], (int, float)) for row in self.rows) for i in range(len(self.columns))]
+
+        def line(r):
+            return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric)).rstrip()
         return "\n".join([self.title, line(cells[0]), "  ".join("-" * w for w in widths),
                           *(line(r) for r in cells[1:])])
 

@@ -109,7 +109,8 @@ def _setting_figure(s: Setting, m: dict):
     mean_ax.plot(idx, [r["mean"] for r in rows], "o-")
     std_ax.plot(idx, [r["std"] for r in rows], "o-")
     mean_ax.set(title="layer mean", xlabel="layer", xticks=idx)
-    std_ax.set(title="layer std", xlabel="layer", xticks=idx, ylim=(0, None))  # from 0: a flat line reads as stable
+    # from 0, with room above: a flat line reads as stable
+    std_ax.set(title="layer std", xlabel="layer", xticks=idx, ylim=(0, 1.1 * max(r["std"] for r in rows)))
     lo, hi = _hist_range(s, values)
     edges = torch.linspace(lo, hi, HIST_BINS + 1)
     for i, v in enumerate(values):

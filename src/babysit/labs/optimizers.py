@@ -41,7 +41,7 @@ class OptimizersSize:
     task_steps: int = 2000  # batch 32
     task_examples: Optional[int] = 20_000  # the first N training examples of names (None: all 182,625)
     lr_factors: tuple = (1.0, 3.0, 10.0)  # the task's lr grid: each optimizer's default lr x these (x1/3 was never best)
-    lbfgs_steps: int = 5  # Trainer steps of L-BFGS, each up to 20 iterations (torch's max_iter)
+    lbfgs_steps: int = 5  # Trainer steps of L-BFGS, each up to LBFGS_ITERATIONS iterations
     seed: int = 42
 
 
@@ -61,6 +61,7 @@ CONTENDERS = (
     Contender("Adam", {"name": "adam"}, 1e-3),  # L7: "lr 1e-3 or 5e-4" is the default
 )
 LBFGS = Contender("L-BFGS", {"name": "lbfgs"}, 1.0)  # lr 1: the strong-Wolfe line search sets the step
+LBFGS_ITERATIONS = 20  # torch's LBFGS max_iter: iterations per step (the surfaces count to the end of the step)
 
 
 @dataclass(frozen=True)
@@ -84,18 +85,18 @@ SURFACES = (
 
 
 def race(s: Surface, c: Contender, lrs: tuple, steps: int) -> list[dict]:
-    """Optimize f from s.start for `steps` steps, once per lr (all lrs in one optimizer, a param
-    group each: f is summed over the points, so each point gets its own gradient). Per lr: the
-    path, the step from which the point stays within TOLERANCE of a minimum to the end (None: it
-    never settles; a lucky pass through the minimum does not count) and the gradient evaluations
-    up to it (L-BFGS's line search makes several per step)."""
+    """Optimize f from s.start for `steps` iterations, once per lr (all lrs in one optimizer, a
+    param group each: f is summed over the points, so each point gets its own gradient). Per lr:
+    the path, the iteration from which the point stays within TOLERANCE of a minimum to the end
+    (None: it never settles; a lucky pass through the minimum does not count) and the gradient
+    evaluations up to it. L-BFGS runs torch's LBFGS_ITERATIONS iterations per step (with its line
+    search's extra evaluations); its path has one point per step."""
     points = [torch.tensor(s.start, dtype=torch.float64, requires_grad=True) for _ in lrs]
     groups = [{"params": [p], "lr": lr, "weight_decay": 0.0} for p, lr in zip(points, lrs)]
     opt = OPTIMIZERS[c.optim["name"]](groups, OptimSpec(**c.optim, lr=lrs[0]))
-    if c is LBFGS:  # one iteration (with its line search) per step, so a path shows every iteration
-        opt.param_groups[0].update(max_iter=1, max_eval=1)
     minima = torch.tensor(s.minima, dtype=torch.float64)
-    evals = [0]
+    calls = steps if c is not LBFGS else -(-steps // LBFGS_ITERATIONS)
+    evals, iters = [0], [0]  # after each step
 
     def closure():
         evals[-1] += 1
@@ -105,14 +106,15 @@ def race(s: Surface, c: Contender, lrs: tuple, steps: int) -> list[dict]:
         loss.backward()
         return loss
 
-    path = torch.empty(steps + 1, len(lrs), 2, dtype=torch.float64)
+    path = torch.empty(calls + 1, len(lrs), 2, dtype=torch.float64)
     path[0] = torch.tensor(s.start)
-    for step in range(1, steps + 1):
+    for step in range(1, calls + 1):
         evals.append(evals[-1])
         opt.step(closure)
+        iters.append(opt.state[points[0]]["n_iter"] if c is LBFGS else step)
         with torch.no_grad():
             path[step] = torch.stack(points)
-    dist = torch.cdist(path.reshape(-1, 2), minima).min(1).values.view(steps + 1, len(lrs))
+    dist = torch.cdist(path.reshape(-1, 2), minima).min(1).values.view(calls + 1, len(lrs))
     dist = torch.where(torch.isfinite(dist), dist, torch.inf)
     # settled at step t: within TOLERANCE from t to the end (a blown-up run is never within)
     outside = (dist >= TOLERANCE).flip(0).cumsum(0).flip(0) > 0  # some later step is outside
@@ -121,8 +123,8 @@ def race(s: Surface, c: Contender, lrs: tuple, steps: int) -> list[dict]:
         inside = (~outside[:, i]).nonzero()
         settled = int(inside[0]) if len(inside) else None
         end = settled if settled is not None else _last_finite(path[:, i])
-        runs.append({"lr": lr, "steps": settled, "evals": evals[end], "path": path[:end + 1, i].tolist(),
-                     "distance": float(dist[-1, i])})
+        runs.append({"lr": lr, "steps": iters[settled] if settled is not None else None, "evals": evals[end],
+                     "path": path[:end + 1, i].tolist(), "distance": float(dist[-1, i])})
     return runs
 
 
@@ -146,8 +148,8 @@ def _surface_figure(s: Surface, best: dict):
                linewidths=0.7, alpha=0.6)
     for label, r in best.items():
         path = np.array(r["path"])
-        steps = r["steps"] if r["steps"] is not None else "never settles"
-        ax.plot(path[:, 0], path[:, 1], ".-", markersize=2, linewidth=1, label=f"{label} (lr {r['lr']:g}): {steps} steps")
+        steps = f"{r['steps']} steps" if r["steps"] is not None else "never settles"
+        ax.plot(path[:, 0], path[:, 1], ".-", markersize=2, linewidth=1, label=f"{label} (lr {r['lr']:g}): {steps}")
     ax.plot(*s.start, "ko")
     for m in s.minima:
         ax.plot(*m, "r*", markersize=12)
@@ -159,15 +161,19 @@ def _surface_figure(s: Surface, best: dict):
 
 
 class FunctionEvals(Callback):
-    """L-BFGS on the full batch: the training examples processed before each logged step (the
-    loss a step logs is its first evaluation's), and at the end (full passes x n)."""
+    """L-BFGS on the full batch: training examples processed (full passes x n). The loss a step
+    logs is its first evaluation's, so it is plotted after that evaluation; the last point is the
+    final loss after every evaluation."""
 
     def __init__(self):
-        self.examples: list[int] = [0]
+        self.after: list[int] = []  # evaluations done by the end of each step
 
     def on_log(self, trainer, step: int, scalars: dict) -> None:
         state = trainer.optimizer.state[trainer.optimizer.param_groups[0]["params"][0]]
-        self.examples.append(state.get("func_evals", 0) * len(trainer.train_split))
+        self.after.append(state.get("func_evals", 0))
+
+    def examples(self, n: int) -> list[int]:
+        return [(before + 1) * n for before in [0, *self.after[:-1]]] + [self.after[-1] * n if self.after else 0]
 
 
 def _task_spec(size: OptimizersSize, c: Contender, lr: float, steps: int, batch=TASK_BATCH):
@@ -190,7 +196,8 @@ def run_task(size: OptimizersSize, result: LabResult, echo) -> dict:
     evals = FunctionEvals()
     lbfgs = train(_task_spec(size, LBFGS, 1.0, size.lbfgs_steps, "full"), result.out, "L-BFGS", data, [evals])
     echo(f"names, L-BFGS (full batch of {len(data.train):,}): {lbfgs.train_loss:.4f}")
-    return {"grid": grid, "lbfgs": lbfgs, "lbfgs_examples": evals.examples, "n_train": len(data.train)}
+    n = len(data.train)
+    return {"grid": grid, "lbfgs": lbfgs, "lbfgs_examples": evals.examples(n), "n_train": n}
 
 
 def _task_figure(task: dict, best: dict[str, tuple[float, Run]]):
@@ -241,7 +248,8 @@ def run(size: OptimizersSize, result: LabResult, device, echo) -> None:
                               for label, runs in everything.items()}
         result.tables.append(Table(
             f"{s.title}: steps until it stays within {TOLERANCE:g} of a minimum, best lr of {list(size.surface_lrs)} "
-            f"(L-BFGS: lr 1, its line search sets the step), at most {size.surface_steps} steps",
+            f"(L-BFGS: lr 1, its line search sets the step; iterations counted to the end of its step of "
+            f"{LBFGS_ITERATIONS}), at most {size.surface_steps} steps",
             ["optimizer", "best lr", "steps", "gradient evaluations", "final distance"],
             [[label, r["lr"], r["steps"] if r["steps"] is not None else f"> {size.surface_steps}", r["evals"],
               r["distance"]] for label, r in best.items()]))
@@ -259,7 +267,7 @@ def run(size: OptimizersSize, result: LabResult, device, echo) -> None:
     result.tables.append(Table(
         f"names ({n:,} training examples, MLP of {TASK_HIDDEN} tanh units): {size.task_steps} steps of batch {TASK_BATCH}, "
         f"each optimizer at its best lr of its default x {[round(k, 3) for k in size.lr_factors]}; L-BFGS: "
-        f"{size.lbfgs_steps} steps of up to 20 iterations on the full batch",
+        f"{size.lbfgs_steps} steps of up to {LBFGS_ITERATIONS} iterations on the full batch",
         ["optimizer", "lr", "steps", "passes over the data", "wall s", "train loss", "val loss"], rows))
     result.tables.append(Table("names: final train loss at each lr of the grid (default lr x factor)",
                                ["optimizer", *(f"x{k:.3g}" for k in size.lr_factors)],

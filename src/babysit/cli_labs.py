@@ -1,5 +1,6 @@
 """`babysit lab NAME [--out DIR] [--full]` and `babysit lab --list`; cli.py registers it. The labs
-themselves load only when a lab runs or is listed, so `babysit --help` stays quick."""
+themselves (babysit.labs, matplotlib and all) load only when a lab runs or is listed."""
+
 from __future__ import annotations
 
 from pathlib import Path
