@@ -67,6 +67,17 @@ def test_momentum_and_adam_settle_in_the_valley_before_sgd():
     assert steps["SGD"] > 500  # the narrow valley's shallow direction: (1 - lr * 0.1)^t at SGD's largest stable lr
 
 
+def test_momentum_gets_past_the_saddle_before_sgd_at_the_same_lr():
+    saddle = next(s for s in SURFACES if s.key == "saddle")
+    past = {c.label: [r["past_saddle"] for r in race(saddle, c, (0.03, 0.1, 0.3), 400)]
+            for c in CONTENDERS if c.label in ("SGD", "SGD+momentum")}
+    # SGD leaves the ridge at (1 + lr)^t; the velocity makes momentum faster at each lr
+    assert all(m < s for m, s in zip(past["SGD+momentum"], past["SGD"])), past
+    assert past["SGD"][0] > 2 * past["SGD+momentum"][0]
+    valley = next(s for s in SURFACES if s.key == "valley")  # no saddle there: nothing recorded
+    assert "past_saddle" not in race(valley, CONTENDERS[0], (0.1,), 10)[0]
+
+
 def test_optimizers_lab_small(tmp_path, device):
     size = OptimizersSize(surface_steps=60, surface_lrs=(0.1, 1.0), task_steps=60, task_examples=2000,
                           lr_factors=(1.0,), lbfgs_steps=1)

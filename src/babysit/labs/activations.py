@@ -210,8 +210,10 @@ def _convergence_figure(conv: dict):
 def _high_lr_figure(hl: dict):
     fig, axes = plt.subplots(2, 3, figsize=(14, 7))
     for ax, name in zip(axes.flat, NAMES):
-        if hl[name]["diverged"]:
-            ax.set_title(f"{name}: diverged (non-finite loss)", fontsize=9)
+        if hl[name]["diverged"]:  # no outputs to draw: say so in an empty panel
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, f"{name}: diverged\n(non-finite loss, no units to measure)", ha="center",
+                    va="center", transform=ax.transAxes)
             continue
         row = hl[name]["layers"][-1]
         lo, hi = ACTIVATIONS[name].value_range
