@@ -1,4 +1,5 @@
-"""Blocks from LECTURES.md §1 that torch itself lacks: Maxout, DropConnect, stochastic depth."""
+"""Blocks from LECTURES.md §1 that torch itself lacks: Maxout, DropConnect, stochastic depth, and a
+fractional max pooling whose evaluation is deterministic (torch's draws a new layout in eval too)."""
 from __future__ import annotations
 
 import torch
