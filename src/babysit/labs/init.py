@@ -214,11 +214,14 @@ def _claims(result: LabResult, rows: dict, size: InitSize) -> None:
                      _spread(rows[key]) < STABLE_FACTOR,
                      f"every layer within x{_spread(rows[key]):.2f} of the first's std {rows[key][0]['std']:.2f} "
                      f"(bar x{STABLE_FACTOR:g})")
-    for layers, text in ((small, "std 0.01: the gradients vanish on the way back (L6)"),
-                         (big, "std 1.0: saturated units, gradients 0 (L6)")):
+    # std 1.0: a saturated unit's local gradient 1 - h^2 is near 0 (under 1 - SATURATED^2), yet the
+    # few unsaturated ones pass the gradient through weights of std 1: the note says which wins
+    local = f"; in every layer {100 * least:.0f}%+ of the values have a local gradient 1 - h^2 < {1 - SATURATED ** 2:.2f}"
+    for layers, text, note in ((small, "std 0.01: the gradients vanish on the way back (L6)", ""),
+                               (big, "std 1.0: saturated units, gradients 0 (L6)", local)):
         grad = layers[0]["act_grad_std"] / layers[-1]["act_grad_std"]
         result.claim(text, grad < COLLAPSE, f"dL/dh std at layer 1 / at layer {size.layers}: {grad:.2e}, "
-                     f"x{grad ** (1 / max(size.layers - 1, 1)):.2f} per layer (bar < {COLLAPSE:g})")
+                     f"x{grad ** (1 / max(size.layers - 1, 1)):.2f} per layer (bar < {COLLAPSE:g}){note}")
 
 
 LABS.register("init", order=1, item=Lab(
