@@ -12,15 +12,7 @@ import json
 from pathlib import Path
 
 from babysit import build_trainer, load_spec
-
-REFERENCE = {  # LECTURES.md §5: (train, val)
-    "makemore-original": (2.1245, 2.1682),
-    "makemore-fix-softmax": (2.07, 2.13),
-    "makemore-fix-tanh": (2.0356, 2.1027),
-    "makemore-kaiming": (2.0377, 2.1070),
-    "makemore-bn": (2.0668, 2.1048),
-}
-TOLERANCE = 0.03
+from babysit.reference import MM3_LOSS_LOG as REFERENCE, MM3_TOLERANCE as TOLERANCE  # LECTURES.md §5: (train, val)
 
 
 def main() -> None:

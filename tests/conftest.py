@@ -26,3 +26,10 @@ def digits_spec():
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def device():
+    """The one device tests run on: babysit's own choice (CUDA when torch sees one, else the CPU)."""
+    from babysit.build import select_device
+    return select_device("auto")

@@ -10,11 +10,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import babysit.labs
 from babysit.cli import main
+from babysit.labs.init import InitSize
+from babysit.labs.makemore import MakemoreSize
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--set", "train.steps=60", "--set", "train.eval_every=30", "--set", "train.log_every=10",
         "--set", "train.checkpoint_every=30", "--set", "watch.every=10"]
+# `babysit lab NAME [--full]` at the labs' test sizes (tests/labs/test_labs.py): the lab's code as
+# written, minutes cut to seconds, like train.steps for a training command
+LAB_SIZES = {"init": InitSize(examples=300), "makemore": MakemoreSize(steps=300, presets=("makemore-original",))}
 EXITS = {"check makemore-original": 1}  # the README: "exits 1 on a failure" (its initial loss is 8x ln C)
 
 
@@ -72,6 +78,9 @@ def test_every_readme_command_runs(tmp_path, monkeypatch):
     for folder in ("presets", "examples"):
         (tmp_path / folder).symlink_to(ROOT / folder)
     monkeypatch.chdir(tmp_path)
+    run_lab = babysit.labs.run_lab
+    monkeypatch.setattr(babysit.labs, "run_lab", lambda name, out, full=False, **kw: run_lab(
+        name, out, size=LAB_SIZES[name], **kw))
     runner = CliRunner()
     for args in readme_commands():
         result = runner.invoke(main, shortened(args))

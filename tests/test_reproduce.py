@@ -4,14 +4,14 @@ the same table)."""
 import pytest
 
 from babysit import build_trainer, load_spec
+from babysit.reference import MM3_LOSS_LOG, MM3_STEPS, MM3_TOLERANCE
 
-REFERENCE_VAL = {"makemore-original": 2.1682, "makemore-fix-softmax": 2.13, "makemore-fix-tanh": 2.1027,
-                 "makemore-kaiming": 2.1070, "makemore-bn": 2.1048}
+REFERENCE_VAL = {preset: val for preset, (_, val) in MM3_LOSS_LOG.items()}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", sorted(REFERENCE_VAL))
 def test_preset_reproduces_its_reference_val_loss(preset, tmp_path):
     summary = build_trainer(load_spec(preset), tmp_path, progress=False).fit()
-    assert summary["steps"] == 200_000
-    assert summary["val_loss"] == pytest.approx(REFERENCE_VAL[preset], abs=0.03)
+    assert summary["steps"] == MM3_STEPS
+    assert summary["val_loss"] == pytest.approx(REFERENCE_VAL[preset], abs=MM3_TOLERANCE)

@@ -10,6 +10,8 @@ import click
 from babysit.cli_runs import RUN, SET, commands, echo_findings, fmt_acc
 from babysit.errors import BabysitError, BabysitWarning, Interrupted, SpecError
 from babysit.layout import to_json
+from babysit.cli_labs import lab
+from babysit.reference import MM3_LOSS_LOG, MM3_STEPS
 from babysit.spec import PRESETS_DIR, load_spec, resume_changes
 
 DEMO_STEPS = 100_000  # about 75 s at ~1,400 steps/s on two CPU cores (measured); the reference is 200,000
@@ -152,7 +154,8 @@ def demo(steps, out, count):
     click.echo(f"babysit demo: {spec.model.hidden[0]}-unit tanh MLP + BatchNorm on {spec.data.kind} "
                f"(32,033 names), {steps} steps of batch {spec.train.batch_size}")
     _, run_dir = _train(spec, out, resume=False, quiet=False)
-    click.echo("reference at 200,000 steps (LECTURES.md §5): train 2.0668, val 2.1048")
+    ref_train, ref_val = MM3_LOSS_LOG["makemore-bn"]
+    click.echo(f"reference at {MM3_STEPS:,} steps (LECTURES.md §5): train {ref_train}, val {ref_val}")
     run = load_run(run_dir)
     click.echo("sampled names: " + ", ".join(sample_names(run.model, run.data.vocab, spec.data.context, n=count)))
 
@@ -291,6 +294,7 @@ def search(spec, overrides, trials, workers, storage, out, sampler, join):
 
 for _command in commands.commands.values():  # the commands on run folders (cli_runs.py)
     main.add_command(_command)
+main.add_command(lab)  # the lectures' experiments (cli_labs.py)
 
 if __name__ == "__main__":
     main()

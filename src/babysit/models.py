@@ -18,7 +18,7 @@ from babysit.activations import ACTIVATIONS, kind_of
 from babysit.data import Dataset
 from babysit.errors import DataError, SpecError
 from babysit.losses import build_loss
-from babysit.nn.blocks import DropConnectLinear, Maxout
+from babysit.nn.blocks import DropConnectLinear, FractionalMaxPool2d, Maxout
 from babysit.nn.init import init_layer
 from babysit.nn.lsuv import lsuv_
 from babysit.nn.preprocess import Preprocess
@@ -129,14 +129,13 @@ def build_cnn(spec: Spec, data: Dataset) -> nn.Sequential:
     layers = _preprocess(spec, data)
     c, h, w = _shaped_input(spec, data, layers, "image")
     bias = _use_bias(m, m.batchnorm)
-    pool = nn.MaxPool2d if m.pool == "max" else nn.AvgPool2d
     for i, out_c in enumerate(m.channels, start=1):
         norm = nn.BatchNorm2d(out_c, momentum=m.bn_momentum) if m.batchnorm else None
         _hidden_block(layers, i, nn.Conv2d(c, out_c, m.kernel_size, padding=m.kernel_size // 2, bias=bias),
                       norm, m)
-        if min(h, w) >= 2:
-            layers[f"pool{i}"] = pool(2)
-            h, w = h // 2, w // 2
+        pooled = _pool(m, h, w)
+        if pooled is not None:
+            layers[f"pool{i}"], (h, w) = pooled
         c = out_c
     return _head(layers, c * h * w, m, len(m.channels) + 1, num_outputs(spec, data))
 
@@ -274,6 +273,18 @@ def init_python(model: nn.Module, spec: Spec) -> None:
         how = m.init.output if layer is out else m.init.hidden
         if how != default:
             init_layer(layer, how, "linear" if layer is out else gains[name], auto="keep")
+
+
+def _pool(m: ModelSpec, h: int, w: int) -> tuple[nn.Module, tuple[int, int]] | None:
+    """The pooling after a conv block and the map size after it; None once the map is too small
+    to pool (a side would reach 0)."""
+    if m.pool == "fractional":
+        # torch's output size: int(side * ratio) (FractionalMaxPool2d with output_ratio)
+        out = int(h * m.fractional_ratio), int(w * m.fractional_ratio)
+        return (FractionalMaxPool2d(m.fractional_ratio), out) if min(out) >= 1 else None
+    if min(h, w) < 2:
+        return None
+    return (nn.MaxPool2d(2) if m.pool == "max" else nn.AvgPool2d(2)), (h // 2, w // 2)
 
 
 def init_model(model: nn.Module, spec: ModelSpec) -> None:

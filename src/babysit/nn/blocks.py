@@ -1,4 +1,5 @@
-"""Blocks from LECTURES.md §1 that torch itself lacks: Maxout, DropConnect, stochastic depth."""
+"""Blocks from LECTURES.md §1 that torch itself lacks: Maxout, DropConnect, stochastic depth, and a
+fractional max pooling whose evaluation is deterministic (torch's draws a new layout in eval too)."""
 from __future__ import annotations
 
 import torch
@@ -103,3 +104,28 @@ class StochasticDepth(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class FractionalMaxPool2d(nn.FractionalMaxPool2d):
+    """Fractional max pooling (Graham 2014; L7 lists it among the regularizers): 2x2 max windows
+    laid out so that each side shrinks by `output_ratio` (for example 1/sqrt(2)) instead of 2,
+    the layout drawn at random per example and channel at every training forward.
+
+    torch's module draws a new layout in eval mode too, so the same image would score differently
+    on every evaluation. Here eval uses one fixed layout: the sample u = EVAL_SAMPLE for every
+    example and channel (Graham's a_i = ceil(alpha (i + u)) with u fixed), so evaluation is
+    deterministic and a checkpoint scores the same after reloading."""
+
+    EVAL_SAMPLE = 0.5  # the middle of torch's sample range [0, 1)
+
+    def __init__(self, output_ratio: float, kernel_size: int = 2):
+        if isinstance(output_ratio, bool) or not isinstance(output_ratio, (int, float)) or not 0 < output_ratio < 1:
+            raise ValueError(f"output_ratio must lie in (0, 1), got {output_ratio!r}")
+        super().__init__(kernel_size, output_ratio=float(output_ratio))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return super().forward(x)
+        n, c = (1, x.shape[0]) if x.ndim == 3 else x.shape[:2]  # an unbatched (C, H, W) input is one example
+        samples = torch.full((n, c, 2), self.EVAL_SAMPLE, dtype=x.dtype, device=x.device)
+        return F.fractional_max_pool2d(x, self.kernel_size, output_ratio=self.output_ratio, _random_samples=samples)

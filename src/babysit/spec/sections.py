@@ -52,6 +52,11 @@ def stock_fields_set(spec: Strict, keep: set[str]) -> list[str]:
             and getattr(spec, k) != fields[k].get_default(call_default_factory=True)]
 
 
+# Fractional max pooling's usual ratio: each side shrinks by sqrt(2) per pooling, so two poolings
+# halve it (Graham 2014, "Fractional Max-Pooling", the sqrt(2) nets).
+FRACTIONAL_RATIO = 2 ** -0.5
+
+
 class DataSpec(Strict):
     kind: Literal["names", "digits", "arrays", "images", "mnist1d", "python"] = "names"
     # kind python (babysit/data/python.py): factory(**args) returns the splits, as tensors or Datasets
@@ -177,7 +182,9 @@ class ModelSpec(Strict):
     # cnn
     channels: list[int] = Field(default_factory=lambda: [16, 32])
     kernel_size: int = Field(3, ge=1)
-    pool: Literal["max", "avg"] = "max"
+    pool: Literal["max", "avg", "fractional"] = "max"  # fractional: Graham's fractional max pooling (L7)
+    pool_ratio: Optional[float] = Field(None, gt=0, lt=1, description="pool: fractional; each side shrinks to this "
+                                        f"fraction per pooling (default {FRACTIONAL_RATIO:.4f} = 1/sqrt(2), Graham's)")
     # cnn1d (sequences (C, L)): channels, kernel_size as cnn; a stride-2 conv halves the length
     # itself, so MNIST-1D's paper CNN (three stride-2 convs) uses pool1d: none
     stride: int = Field(1, ge=1, description="cnn1d: conv stride")
@@ -199,7 +206,14 @@ class ModelSpec(Strict):
             raise ValueError(f"hidden widths must be >= 1, got {self.hidden}")
         if self.kind in ("cnn", "cnn1d") and (not self.channels or any(c < 1 for c in self.channels)):
             raise ValueError(f"{self.kind} needs channels >= 1, got {self.channels}")
+        if self.pool_ratio is not None and self.pool != "fractional":
+            raise ValueError(f"model.pool_ratio is only used with model.pool: fractional, got pool '{self.pool}'; "
+                             "remove it or set pool: fractional")
         return self
+
+    @property
+    def fractional_ratio(self) -> float:
+        return FRACTIONAL_RATIO if self.pool_ratio is None else self.pool_ratio
 
 
 class OptimSpec(Strict):
