@@ -1,6 +1,6 @@
 """`babysit train SPEC --seeds N`: N independent members (seeds seed..seed+N-1: different init,
 dropout masks and batch order, the same data) in PARENT/member-K, and their ensemble in
-PARENT/summary.json. LECTURES.md §1 (L7): averaging independent models gains "a couple percent"."""
+PARENT/summary.json (and PARENT/report.html, the members beside their ensemble). LECTURES.md §1 (L7): averaging independent models gains "a couple percent"."""
 from __future__ import annotations
 
 import json
@@ -46,4 +46,10 @@ def train_members(spec: Spec, parent: Path | str, n: int, *, progress: bool = Tr
                         f"mean_member_{split_name}_acc": r["mean_member_acc"],
                         f"member_{split_name}_acc": r["member_acc"]})
     atomic_write_text(parent / SUMMARY, json.dumps(summary, indent=2))
+    from babysit.report.callback import writes_report
+
+    if writes_report(spec):
+        from babysit.report.group_pages import write_ensemble_report
+
+        write_ensemble_report(parent)
     return summary

@@ -228,6 +228,12 @@ def run_search(spec: Spec, out: Path | str, *, trials: Optional[int] = None, wor
                 p.terminate()
     result = collect(study, base, out)
     write_outputs(result, out)
+    from babysit.report.callback import writes_report
+
+    if writes_report(base):  # trials write none: the search's page writes its best trials' reports
+        from babysit.report.group_pages import write_search_report
+
+        write_search_report(out)
     return result
 
 
