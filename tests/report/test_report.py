@@ -184,3 +184,26 @@ def test_the_search_png_and_html_figures_come_from_one_reader(tmp_path):
                       "best"]
     assert [p.name for p in write_search_plots(tmp_path)] == ["optim_lr.png"]
     assert [t["number"] for t in data.best_trials(3)] == [3]
+
+
+def test_a_200000_step_record_logged_every_step_stays_under_3_mb(tmp_path, tiny_names_spec):
+    """Issue 17: at most 3 MB for a 200,000-step run. The short run's record is grown to that length
+    at its densest: a train window per step (log_every 1) and 1,000 per-layer samples (watch.every
+    200, the default); the full makemore-bn run measures 0.25 MB (benchmarks/report_cost.py)."""
+    run = tmp_path / "run"
+    babysit.build_trainer(tiny_names_spec("train.report=false", "watch.every=50"), run, progress=False).fit()
+    steps, every = 200_000, 200
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [e for e in lines if e["kind"] == "eval"]
+    grown = [{"kind": "train", "step": s, "train_loss": 2.0 + (s % 97) / 97, "lr": 0.1 if s <= steps // 2 else 0.01}
+             for s in range(1, steps + 1)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in grown + evals))
+    watch = (run / "watch.jsonl").read_text().splitlines()
+    sample = json.loads(next(line for line in reversed(watch) if '"kind": "sample"' in line))
+    watch += [json.dumps({**sample, "step": s}) for s in range((sample["step"] // every + 1) * every, steps + 1, every)]
+    (run / "watch.jsonl").write_text("\n".join(watch) + "\n")
+    text = write_report(run).read_text()
+    assert len(text.encode()) <= 3_000_000
+    table = json.loads(re.search(r'<script type="application/json" id="layer-data">(.*?)</script>', text).group(1))
+    assert len(RunData.read(run).watch.samples) > 1_000 and len(table) == MAX_TABLE_STEPS
+    assert table[0]["step"] == 1 and table[-1]["step"] == steps and "200,000" in text

@@ -70,13 +70,15 @@ class RunData:
         notes: list[str] = []
         found = read_json(run_dir / FINDINGS, notes) or {}
         spec_text = (run_dir / SPEC).read_text() if (run_dir / SPEC).is_file() else None
+        events = read_events(run_dir)  # once: a run logged every step holds 200,000 lines
         return cls(run_dir=run_dir,
                    summary=summary if summary is not None else read_json(run_dir / SUMMARY, notes),
                    findings=list(findings if findings is not None else found.get("findings", [])),
                    findings_step=found.get("step"),
                    preflight=list(read_json(run_dir / PREFLIGHT, notes) or []),
                    spec=yaml.safe_load(spec_text) if spec_text else None, spec_text=spec_text,
-                   train=read_events(run_dir, "train"), evals=read_events(run_dir, "eval"),
+                   train=[e for e in events if e.get("kind") == "train"],
+                   evals=[e for e in events if e.get("kind") == "eval"],
                    watch=WatchRecord(run_dir), repairs=read_json(run_dir / REPAIRS, notes), notes=notes)
 
     @property

@@ -200,8 +200,9 @@ def layers_section(data: RunData, figures: dict) -> str:
 def layer_table(data: RunData) -> str:
     """The per-layer table (babysit stats) at the last sampled step, with a slider over steps."""
     w = data.watch
-    every = max(1, -(-len(w.samples) // MAX_TABLE_STEPS))
-    samples = w.samples[::-1][::every][::-1]  # evenly thinned, keeping the last
+    n, k = len(w.samples), MAX_TABLE_STEPS
+    # evenly spread, keeping the first (the init) and the last
+    samples = [w.samples[round(i * (n - 1) / (k - 1))] for i in range(k)] if n > k else w.samples
     rows_at = [layer_rows(w, s) for s in samples]
     columns = list(dict.fromkeys(k for rows in rows_at for r in rows for k in r))
     steps = [{"step": s["step"], "rows": [[fmt(r.get(c)) for c in columns] for r in rows]}
