@@ -110,6 +110,17 @@ def test_a_killed_run_is_not_called_healthy(tmp_path, tiny_names_spec):
     assert 'class="verdict bad"' in text and "findings above come from `babysit doctor`" in text
 
 
+def test_a_run_the_doctor_stops_ends_with_its_report(tmp_path, tiny_names_spec):
+    run = tmp_path / "run"
+    summary = babysit.build_trainer(tiny_names_spec("optim.lr=50", "train.log_every=2", "watch.every=10",
+                                                    "train.steps=400"), run, progress=False).fit()
+    assert "loss-diverged" in summary["stopped"] and summary["steps"] < 400
+    text = (run / REPORT).read_text()
+    assert 'class="verdict bad"' in text and ">loss-diverged<" in text and "healthy" not in text.split("<main>")[0]
+    assert f"stopped: {summary['stopped']}" in text.replace("&#x27;", "'")
+    assert '<figure id="fig-loss"' in text
+
+
 def test_a_failed_run_shows_the_kept_checkpoint_and_the_diverged_figures(tmp_path, tiny_names_spec):
     run = tmp_path / "run"
     summary = babysit.build_trainer(tiny_names_spec("train.report=false"), run, progress=False).fit()
@@ -184,6 +195,10 @@ def test_the_search_png_and_html_figures_come_from_one_reader(tmp_path):
                       "best"]
     assert [p.name for p in write_search_plots(tmp_path)] == ["optim_lr.png"]
     assert [t["number"] for t in data.best_trials(3)] == [3]
+    r = CliRunner().invoke(main, ["report", str(tmp_path)], catch_exceptions=False)  # a search folder
+    text = (tmp_path / REPORT).read_text()
+    assert r.exit_code == 0 and "babysit search report" in text and 'id="fig-param-optim.lr"' in text
+    assert "5 trials (3 complete, 1 fail, 1 pruned)" in text
 
 
 def test_a_200000_step_record_logged_every_step_stays_under_3_mb(tmp_path, tiny_names_spec):
@@ -207,3 +222,12 @@ def test_a_200000_step_record_logged_every_step_stays_under_3_mb(tmp_path, tiny_
     table = json.loads(re.search(r'<script type="application/json" id="layer-data">(.*?)</script>', text).group(1))
     assert len(RunData.read(run).watch.samples) > 1_000 and len(table) == MAX_TABLE_STEPS
     assert table[0]["step"] == 1 and table[-1]["step"] == steps and "200,000" in text
+
+
+def test_babysit_train_writes_the_report_unless_the_spec_says_not(tmp_path):
+    args = ["train", "makemore-bn", "--quiet", *[a for o in TINY for a in ("--set", o)]]
+    r = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "on")], catch_exceptions=False)
+    assert r.exit_code == 0 and f"report: {tmp_path / 'on' / REPORT}" in r.output
+    r = CliRunner().invoke(main, [*args, "--set", "train.report=false", "--out", str(tmp_path / "off")],
+                           catch_exceptions=False)
+    assert r.exit_code == 0 and "report:" not in r.output and not (tmp_path / "off" / REPORT).exists()
