@@ -9,6 +9,7 @@ from pathlib import Path
 from babysit.data import build_data
 from babysit.errors import TrainingError
 from babysit.layout import SUMMARY, atomic_write_text
+from babysit.report.callback import write_end_report
 from babysit.session import build_trainer
 from babysit.spec import Spec
 from babysit.train.evaluate import evaluate
@@ -46,10 +47,5 @@ def train_members(spec: Spec, parent: Path | str, n: int, *, progress: bool = Tr
                         f"mean_member_{split_name}_acc": r["mean_member_acc"],
                         f"member_{split_name}_acc": r["member_acc"]})
     atomic_write_text(parent / SUMMARY, json.dumps(summary, indent=2))
-    from babysit.report.callback import writes_report
-
-    if writes_report(spec):
-        from babysit.report.group_pages import write_ensemble_report
-
-        write_ensemble_report(parent)
+    write_end_report(spec, parent)
     return summary

@@ -95,8 +95,10 @@ MIN_COLOURS = 8
 
 def check_page(driver, path: Path, sections: list[str], name: str) -> dict:
     """The issue's checks on one report: it loads with no console error (the network closed), every
-    section is in the DOM, every figure has a readable rendered size and is not blank, and the
-    screenshot of the page's top is not a single colour. Returns {figure id: (width, height)}."""
+    section is in the DOM, every figure has a readable rendered size and is not blank (cut out of
+    one screenshot of the whole page), and the screenshot of the page's top is not a single colour.
+    Returns {figure id: (width, height)}."""
+    from PIL import Image
     from selenium.webdriver.common.by import By
 
     driver.set_window_size(WIDTH, HEIGHT)
@@ -104,15 +106,25 @@ def check_page(driver, path: Path, sections: list[str], name: str) -> dict:
     assert errors == [], errors
     for section in sections:
         assert driver.find_elements(By.ID, section), f"section #{section} missing from {path}"
-    sizes = {}
-    for fig in driver.find_elements(By.CSS_SELECTOR, "figure"):
-        box = fig.find_element(By.TAG_NAME, "svg").rect
-        sizes[fig.get_attribute("id")] = (box["width"], box["height"])
-        assert box["width"] >= MIN_FIGURE_PX[0] and box["height"] >= MIN_FIGURE_PX[1], (fig.get_attribute("id"), box)
-        driver.execute_script("arguments[0].scrollIntoView()", fig)
-        assert colours(fig.screenshot_as_png) >= MIN_COLOURS, f"{fig.get_attribute('id')} renders blank"
-    driver.execute_script("window.scrollTo(0, 0)")
-    png = driver.get_screenshot_as_png()
-    assert colours(png) >= MIN_COLOURS
-    keep_screenshot(png, name)
+    top = driver.get_screenshot_as_png()
+    assert colours(top) >= MIN_COLOURS, f"the top of {path} renders blank"
+    keep_screenshot(top, name)
+    boxes = driver.execute_script(
+        "return Array.from(document.querySelectorAll('figure')).map(function (f) {"
+        " var r = f.querySelector('svg').getBoundingClientRect();"
+        " return [f.id, r.left + scrollX, r.top + scrollY, r.width, r.height]; })")
+    if not boxes:
+        return {}
+    # the window as tall as the page (its chrome takes some of the height: measured, not assumed)
+    inner = driver.execute_script("return window.innerHeight")
+    page = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(WIDTH, HEIGHT - inner + page)
+    with Image.open(io.BytesIO(driver.get_screenshot_as_png())) as full:
+        sizes = {}
+        for fid, x, y, w, h in boxes:
+            sizes[fid] = (w, h)
+            assert w >= MIN_FIGURE_PX[0] and h >= MIN_FIGURE_PX[1], (fid, w, h)
+            assert y + h <= full.height, f"{fid} lies below the screenshot ({y + h} > {full.height})"
+            found = full.crop((int(x), int(y), int(x + w), int(y + h))).convert("RGB").getcolors(1 << 16)
+            assert found is None or len(found) >= MIN_COLOURS, f"{fid} renders blank"
     return sizes

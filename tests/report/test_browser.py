@@ -58,13 +58,17 @@ def test_the_harness_fails_on_a_script_error_a_remote_fetch_and_a_blank_figure(d
     assert any("notDefined" in e["message"] for e in errors)
     assert any("cdn.example.org" in e["message"] and "ERR_NAME_NOT_RESOLVED" in e["message"] for e in errors)
     blank = tmp_path / "blank.html"
-    blank.write_text('<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body><section id="a">'
-                     '<figure id="fig-x"><svg viewBox="0 0 400 200" style="width:400px"></svg></figure>'
+    blank.write_text('<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body><h1>A page</h1><p>with text'
+                     ' in colour</p><section id="a"><figure id="fig-x"><svg viewBox="0 0 400 200" style="width:400px"></svg></figure>'
                      '</section></body></html>')
     with pytest.raises(AssertionError, match="fig-x renders blank"):
         check_page(driver, blank, ["a"], "blank")
     with pytest.raises(AssertionError, match="section #b missing"):
         check_page(driver, blank, ["a", "b"], "blank")
+    empty = tmp_path / "empty.html"
+    empty.write_text('<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body></body></html>')
+    with pytest.raises(AssertionError, match="renders blank"):
+        check_page(driver, empty, [], "empty")
 
 
 def test_a_healthy_makemore_run(driver, tmp_path):

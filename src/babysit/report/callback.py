@@ -3,6 +3,8 @@ RUN/report.html when a run ends, finished or stopped early, unless the spec sets
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
+from typing import Optional
 
 from babysit.errors import BabysitError
 from babysit.train.callbacks import Callback
@@ -12,6 +14,16 @@ def writes_report(spec) -> bool:
     """Whether what trains `spec` (a run, a repair loop, a --seeds ensemble, a search) ends by
     writing its report: train.report. The one gate, so a test suite can close it in one place."""
     return bool(spec.train.report)
+
+
+def write_end_report(spec, path: Path | str) -> Optional[Path]:
+    """The report a repair loop, a --seeds ensemble or a search writes over its folder when it ends
+    (babysit report PATH's page for that folder), unless `spec` sets train.report: false."""
+    if not writes_report(spec):
+        return None
+    from babysit.report.group_pages import write_folder_report  # matplotlib: loaded only to draw
+
+    return write_folder_report(path)
 
 
 class ReportCallback(Callback):
