@@ -143,12 +143,13 @@ def loss_figure(data: RunData):
         ax.axvline(step, color="darkorange", lw=0.8, ls=":")
         ax.annotate(", ".join(dict.fromkeys(codes)), (step, 0.98), xycoords=ax.get_xaxis_transform(),
                     rotation=90, va="top", ha="right", fontsize=7, color="darkorange")
-    if drawn and min(drawn) > 0:
+    log = bool(drawn) and min(drawn) > 0
+    if log:
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
         ax.tick_params(axis="y", which="minor", labelsize=7)
-    ax.set(title="loss", xlabel="step", ylabel="cross-entropy (log scale)")
+    ax.set(title="loss", xlabel="step", ylabel="loss (log scale)" if log else "loss")
     handles, labels = ax.get_legend_handles_labels()
     steps, lrs = _drawable(*data.lr_curve())
     if lrs:
@@ -199,7 +200,7 @@ def layer_figures(record: WatchRecord, sample: dict) -> dict:
 def run_figures(data: RunData, step: Optional[int] = None) -> dict:
     """Every figure of a run, by name: the PNGs of `babysit plot` and the report's figures."""
     figures = {"loss": loss_figure(data)}
-    if data.evals:
+    if any(finite(e.get("val_acc")) is not None for e in data.evals):  # none for a regression loss
         figures["accuracy"] = accuracy_figure(data)
     if data.watch.samples:
         figures.update(layer_figures(data.watch, data.watch.sample_at(step)))
