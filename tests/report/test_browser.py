@@ -149,5 +149,4 @@ def test_a_seeds_ensemble(driver, tmp_path, digits_spec):
     rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#members-table tbody tr")]
     assert [r.split()[0] for r in rows[:3]] == ["member-0", "member-1", "ensemble"]
     assert rows[0].split()[1] == "3" and rows[1].split()[1] == "4"  # their seeds
-    driver.find_element(By.LINK_TEXT, "report")  # each member's page, from the table
-    follow(driver, "report", RUN_SECTIONS, "ensemble-member-0")
+    follow(driver, "report", RUN_SECTIONS, "ensemble-member-0")  # the first member's page, from the table

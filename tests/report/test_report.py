@@ -121,6 +121,30 @@ def test_a_run_the_doctor_stops_ends_with_its_report(tmp_path, tiny_names_spec):
     assert '<figure id="fig-loss"' in text
 
 
+def test_a_run_gone_non_finite_ends_with_its_report(tmp_path):
+    """benchmarks/broken/broken-names-lr-nan shrunk: ReLU at lr 50 overflows to NaN within a few
+    steps; every statistic on record is null (the doctor suite found the figures crashing on them)."""
+    spec = babysit.load_spec("makemore-kaiming", ["train.steps=200", "schedule.milestones=[100]", "train.log_every=50",
+                                                  "train.eval_every=100", "watch.every=50", "model.activation=relu",
+                                                  "optim.lr=50", "model.hidden=[32]"])
+    run = tmp_path / "run"
+    summary = babysit.build_trainer(spec, run, progress=False).fit()
+    assert "non-finite" in summary["stopped"]
+    text = (run / REPORT).read_text()
+    assert 'class="verdict bad"' in text and ">non-finite<" in text and "train loss <b>NaN</b>" in text
+    assert "no finite gradient at this step" in text and "mean NaN, std NaN" in text
+
+
+def test_a_report_that_fails_to_draw_costs_the_run_nothing(tmp_path, tiny_names_spec, monkeypatch):
+    def broken(data):
+        raise ValueError("a figure bug")
+
+    monkeypatch.setattr("babysit.report.run_page.run_page", broken)
+    with pytest.warns(UserWarning, match="a bug in babysit.report(.|\n)*ValueError: a figure bug"):
+        summary = babysit.build_trainer(tiny_names_spec(steps=100), tmp_path / "run", progress=False).fit()
+    assert summary["steps"] == 100 and (tmp_path / "run" / SUMMARY).is_file() and not (tmp_path / "run" / REPORT).exists()
+
+
 def test_a_failed_run_shows_the_kept_checkpoint_and_the_diverged_figures(tmp_path, tiny_names_spec):
     run = tmp_path / "run"
     summary = babysit.build_trainer(tiny_names_spec("train.report=false"), run, progress=False).fit()

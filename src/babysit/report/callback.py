@@ -2,6 +2,7 @@
 RUN/report.html when a run ends, finished or stopped early, unless the spec sets train.report: false."""
 from __future__ import annotations
 
+import traceback
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -40,3 +41,6 @@ class ReportCallback(Callback):
             self.path = write_report(trainer.run_dir, summary=summary)
         except BabysitError as exc:  # a record it cannot read must not cost the run its ending
             warnings.warn(f"report not written: {exc}", stacklevel=2)
+        except Exception:  # nor may a bug in drawing it: the run's results come first, the bug is shown
+            warnings.warn(f"report not written, a bug in babysit.report (`babysit report {trainer.run_dir}` "
+                          f"shows it again):\n{traceback.format_exc()}", stacklevel=2)

@@ -36,14 +36,25 @@ def _fmt_pct(v) -> str:
     return "-" if v is None else f"{_pct(v):.1f}%"
 
 
+def _num(v, spec: str) -> str:
+    """A statistic for a legend; NaN for one the record holds as null (a run gone non-finite)."""
+    return "NaN" if finite(v) is None else format(v, spec)
+
+
+def _values(values) -> list[float]:
+    """Statistics to draw: null (non-finite on record) as NaN, which matplotlib leaves a gap for."""
+    return [v if finite(v) is not None else float("nan") for v in values]
+
+
 def activations_figure(record: WatchRecord, sample: dict):
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for row in sample["layers"]:
         lo, hi = record.meta["layers"][row["name"]]["range"]
         extra = (f"saturated {_fmt_pct(row['saturated'])}" if row["saturated"] is not None
                  else f"zero {_fmt_pct(row['zero'])}")
-        ax.plot(_centers(lo, hi, len(row["hist"])), row["hist"],
-                label=f"{row['name']} ({row['kind']}): mean {row['mean']:+.2f}, std {row['std']:.2f}, {extra}")
+        ax.plot(_centers(lo, hi, len(row["hist"])), _values(row["hist"]),
+                label=f"{row['name']} ({row['kind']}): mean {_num(row['mean'], '+.2f')}, "
+                      f"std {_num(row['std'], '.2f')}, {extra}")
     ax.set(title=f"activation distribution per layer, step {sample['step']}", xlabel="activation value",
            ylabel="share of values")
     ax.legend(fontsize=8)
@@ -54,19 +65,23 @@ def _gradient_panel(ax, rows, hist_key: str, grad_range: float, title: str, labe
     """Histograms are stored in units of each gradient's own std; drawn back in gradient units."""
     for row in rows:
         hist = row.get(hist_key)
-        if row.get("grad_std") is None or not hist or hist[0] is None:
-            continue
+        if finite(row.get("grad_std")) is None or not hist or hist[0] is None:
+            continue  # no spread to draw the histogram in (a non-finite gradient)
         xs = [c * row["grad_std"] for c in _centers(-grad_range, grad_range, len(hist))]
-        ax.plot(xs, hist, label=label(row))
+        ax.plot(xs, _values(hist), label=label(row))
     ax.set(title=title, xlabel="gradient value", ylabel="share of values")
     ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 2))
-    ax.legend(fontsize=8)
+    if ax.lines:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no finite gradient at this step", transform=ax.transAxes, ha="center", color="red")
 
 
 def activation_gradients_figure(record: WatchRecord, sample: dict):
     fig, ax = plt.subplots(figsize=(10, 4.5))
     _gradient_panel(ax, sample["layers"], "grad_hist", record.meta["grad_range"], f"activation-gradient distribution per layer, step {sample['step']}",
-                    lambda r: f"{r['name']} ({r['kind']}): mean {r['grad_mean']:+.2e}, std {r['grad_std']:.2e}")
+                    lambda r: f"{r['name']} ({r['kind']}): mean {_num(r['grad_mean'], '+.2e')}, "
+                              f"std {_num(r['grad_std'], '.2e')}")
     return fig
 
 
@@ -77,8 +92,8 @@ def weight_gradients_figure(record: WatchRecord, sample: dict):
     weights = [p for p in sample["params"] if len(p["shape"]) >= 2
                and (not layers or p["name"].removesuffix(".weight") in layers)]
     _gradient_panel(ax, weights, "hist", record.meta["grad_range"], f"weight-gradient distribution, step {sample['step']}",
-                    lambda p: (f"{p['name']} {tuple(p['shape'])}: mean {p['grad_mean']:+.2e}, std {p['grad_std']:.2e}, "
-                               f"grad:data {p['grad_data']:.2e}"))
+                    lambda p: (f"{p['name']} {tuple(p['shape'])}: mean {_num(p['grad_mean'], '+.2e')}, "
+                               f"std {_num(p['grad_std'], '.2e')}, grad:data {_num(p['grad_data'], '.2e')}"))
     return fig
 
 
@@ -89,7 +104,7 @@ def update_ratio_figure(record: WatchRecord):
         steps, values = [], []
         for s in record.samples:
             row = next((p for p in s["params"] if p["name"] == name), None)
-            if row and row["update_data"] is not None:
+            if row and finite(row["update_data"]) is not None:
                 steps.append(s["step"])
                 values.append(row["update_data"])
         ax.plot(steps, values, label=name)
@@ -104,8 +119,8 @@ def depth_figure(record: WatchRecord, sample: dict):
     rows = sample["layers"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     idx = list(range(1, len(rows) + 1))
-    left.plot(idx, [r["mean"] for r in rows], "o-")
-    right.plot(idx, [r["std"] for r in rows], "o-")
+    left.plot(idx, _values(r["mean"] for r in rows), "o-")
+    right.plot(idx, _values(r["std"] for r in rows), "o-")
     left.set(title="activation mean per layer", xlabel="layer (input → output)", ylabel="mean")
     right.set(title="activation std per layer", xlabel="layer (input → output)", ylabel="std")
     for ax in (left, right):
