@@ -16,7 +16,8 @@ from babysit.layout import FINDINGS, REPORT, SUMMARY
 from babysit.report.plots import search_figures, write_search_plots
 from babysit.report.readers import SEARCH_RESULTS, RunData, SearchData, finding_docs
 from babysit.report.run_page import MAX_TABLE_STEPS, write_report
-from babysit.search.report import RESULTS_FILE
+from babysit.search.report import RESULTS_FILE, edge_warnings
+from babysit.spec.search import ParamSpec
 
 pytestmark = pytest.mark.report
 RUN_SECTIONS = ["verdict", "findings", "checklist", "loss", "layers", "spec"]
@@ -255,3 +256,17 @@ def test_babysit_train_writes_the_report_unless_the_spec_says_not(tmp_path):
     r = CliRunner().invoke(main, [*args, "--set", "train.report=false", "--out", str(tmp_path / "off")],
                            catch_exceptions=False)
     assert r.exit_code == 0 and "report:" not in r.output and not (tmp_path / "off" / REPORT).exists()
+
+
+def test_a_best_value_at_the_edge_of_the_last_stage_is_warned_about():
+    from types import SimpleNamespace as NS
+
+    last = {"optim.lr": ParamSpec(type="log_uniform", low=0.1, high=1.0),
+            "optim.weight_decay": ParamSpec(type="log_uniform", low=1e-6, high=1e-1),
+            "model.activation": ParamSpec(type="categorical", choices=["tanh", "relu"])}
+    best = NS(stage=1, params={"optim.lr": 0.95, "optim.weight_decay": 1e-4, "model.activation": "relu"})
+    result = NS(best=best, spaces={1: last}, search=NS(params={}))
+    # 0.95 lies within the top tenth of [0.1, 1] in log space; 1e-4 in the middle of its range
+    assert edge_warnings(result) == ["optim.lr: the best value 0.95 sits at the high edge of the last stage's "
+                                     "range [0.1, 1] (log scale); widen that side and search again"]
+    assert edge_warnings(NS(best=None)) == []
