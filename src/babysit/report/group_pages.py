@@ -75,7 +75,7 @@ def search_page(data: SearchData, best_links: dict[int, str]) -> str:
     figs = search_figures(data)
     params = "<div class='grid'>" + "".join(
         figure(f"param-{n}", f) for n, f in figs.items()) + "</div>" if figs else "<p>no trial has run yet.</p>"
-    stages = "".join(f"<li>stage {s + 1}: {st.get('trials') or 'grid'} trials x {st.get('steps', '?'):,} steps</li>"
+    stages = "".join(f"<li>stage {s + 1}: {st.get('trials') or 'grid'} trials x {fmt(st.get('steps'))} steps</li>"
                      for s, st in enumerate(data.stages))
     notes = "".join(f"<li>before stage {int(s) + 1}: {esc(n)}</li>" for s, ns in sorted(data.notes.items()) for n in ns)
     warnings = "".join(f"<li class='edge'>{esc(w)}</li>" for w in data.edge)
