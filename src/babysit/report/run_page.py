@@ -130,7 +130,7 @@ def findings_section(data: RunData) -> str:
                        + "</details>")
         rows.append([f.get("severity"), f.get("code"), f.get("where") or "-", fired.get(f.get("code")),
                      evidence, advice, f.get("fix") or "-"])
-    return table(["severity", "code", "layer", "step", "evidence", "advice", "fix"], rows, html_cols=(4, 5),
+    return table(["severity", "code", "layer", "fired at step", "evidence", "advice", "fix"], rows, html_cols=(4, 5),
                  row_class=lambda i: order[i].get("severity"), id="findings-table")
 
 
