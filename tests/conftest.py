@@ -5,6 +5,14 @@ import pytest
 from babysit.spec import load_spec
 
 
+@pytest.fixture(autouse=True)
+def _report_only_where_tested(request, monkeypatch):
+    """The end-of-run report (train.report, on by default) costs about a second of CPU per run for
+    its figures; the suite trains about a hundred small runs, so only tests marked `report` write it."""
+    if request.node.get_closest_marker("report") is None:
+        monkeypatch.setattr("babysit.report.callback.writes_report", lambda spec: False)
+
+
 @pytest.fixture
 def tiny_names_spec():
     """makemore-bn shrunk to seconds: same data and model family, a few hundred steps."""

@@ -22,10 +22,10 @@ ALLOWED = {
     "train": {"data", "models", "nn", "spec", "watch"},
     "preflight": {"data", "models", "nn", "spec", "train"},
     "doctor": {"spec", "watch", "train.callbacks"},  # never the Trainer, the checklist or a model builder
-    "report": {"spec", "watch"},
+    "report": {"spec", "watch", "train.callbacks"},  # the end-of-run report is a callback
     "runs": {"data", "models", "nn", "spec", "train"},
     "sample": set(),
-    "session": {"data", "doctor", "models", "nn", "preflight", "spec", "train", "watch"},
+    "session": {"data", "doctor", "models", "nn", "preflight", "report", "spec", "train", "watch"},
     "library": {"doctor", "watch"},
     # the lectures' experiments: above the session, they may use anything below it
     "labs": {"data", "doctor", "models", "nn", "preflight", "report", "runs", "sample", "session", "spec", "train",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from babysit.cli_runs import RUN, SET, commands, echo_findings, fmt_acc
+from babysit.cli_runs import RUN, SET, commands, echo_findings, echo_report, fmt_acc
 from babysit.errors import BabysitError, BabysitWarning, Interrupted, SpecError
 from babysit.layout import to_json
 from babysit.cli_labs import lab
@@ -61,6 +61,7 @@ def _train(spec, out: Path | None, resume: bool, quiet: bool) -> tuple[dict, Pat
     summary = build_trainer(spec, run_dir, resume=resume, progress=not quiet).fit()
     click.echo(summary_line(summary))
     echo_findings(run_dir)
+    echo_report(run_dir)
     if summary["status"] == "failed":
         raise SystemExit(1)
     return summary, run_dir
@@ -79,6 +80,7 @@ def _train_seeds(spec, out: Path | None, n: int, quiet: bool) -> dict:
     summary = train_members(spec, parent, n, progress=not quiet, on_member=report)
     click.echo(f"ensemble of {n}: val loss {summary['val_loss']:.4f}  val acc {fmt_acc(summary['val_acc'])}  "
                f"(mean member val acc {fmt_acc(summary['mean_member_val_acc'])})")
+    echo_report(parent)
     return summary
 
 
@@ -91,7 +93,9 @@ def _repair(spec, out: Path | None, resume: bool, quiet: bool, max_repairs: int)
         raise click.UsageError("--repair starts from scratch; it cannot be combined with --resume")
     run_dir = out or new_run_dir(spec.name)
     click.echo(f"run directory: {run_dir} (repairs under {run_dir}/repair-K, log in {run_dir / REPAIRS})")
-    return train_with_repairs(spec, run_dir, max_repairs=max_repairs, progress=not quiet, echo=click.echo)
+    result = train_with_repairs(spec, run_dir, max_repairs=max_repairs, progress=not quiet, echo=click.echo)
+    echo_report(run_dir)
+    return result
 
 
 @main.command()
@@ -110,7 +114,8 @@ def train(spec, overrides, out, resume, quiet, seeds, repair, max_repairs):
     With --resume, the run continues from RUN_DIR/checkpoint.pt with the run's own spec.yaml.
 
     The run directory gets spec.yaml, metrics.jsonl (readable while training), checkpoint.pt
-    (written atomically every train.checkpoint_every steps) and, at the end, summary.json.
+    (written atomically every train.checkpoint_every steps) and, at the end, summary.json and
+    report.html (one self-contained page; train.report: false turns it off).
     """
     if seeds and repair:
         raise click.UsageError("--seeds and --repair do not combine: repair one run, then train its "
@@ -265,7 +270,8 @@ def search(spec, overrides, trials, workers, storage, out, sampler, join):
 
     Writes OUT/search.db (the Optuna study: rerun the same command to resume), OUT/trials/NNNN
     (one run folder per trial), OUT/best.yaml (the winner as a complete spec), OUT/results.json and
-    OUT/plots/<param>.png; prints the table of trials."""
+    OUT/plots/<param>.png and OUT/report.html (with the best trials' reports); prints the table of
+    trials."""
     from rich.console import Console
 
     from babysit.search.driver import run_search
@@ -290,6 +296,8 @@ def search(spec, overrides, trials, workers, storage, out, sampler, join):
         if not join:
             click.echo(f"wrote {out / 'best.yaml'} (babysit train {out / 'best.yaml'}), "
                        f"{out / 'results.json'}, plots in {out / 'plots'}")
+    if not join:
+        echo_report(out)
 
 
 for _command in commands.commands.values():  # the commands on run folders (cli_runs.py)

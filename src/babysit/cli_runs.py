@@ -1,4 +1,4 @@
-"""`babysit` commands that read run folders: eval, sample, stats, plot, export, doctor, ensemble.
+"""`babysit` commands that read run folders: eval, sample, stats, plot, report, export, doctor, ensemble.
 They hold no training of their own; cli.py registers them beside the commands that train."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 
 from babysit.doctor import Finding, RunView, diagnose
 from babysit.errors import DataError
-from babysit.layout import FINDINGS, SPEC, SUMMARY, to_json
+from babysit.layout import FINDINGS, REPORT, SPEC, SUMMARY, to_json
 from babysit.losses import build_loss
 
 RUN = click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -155,6 +155,41 @@ def echo_findings(run: Path) -> None:
     click.echo(f"doctor: {len(found)} finding(s)" + (f"; details: babysit doctor {run}" if found else ""))
     for f in found:
         click.echo(f.line(max(len(g.where or "-") for g in found)))
+
+
+def echo_report(path: Path) -> None:
+    """The report's path, when the command just wrote one (train.report)."""
+    report = Path(path) / REPORT
+    if report.is_file():
+        click.echo(f"report: {report}")
+
+
+@commands.command("report")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the web browser.")
+def report_cmd(path, open_page):
+    """Write PATH/report.html, one self-contained page (no URL fetched: it reads offline and can be
+    attached to a bug report). PATH is a run (also a library-path Watch's run_dir), a search folder
+    (`babysit search --out`) or a `babysit train --seeds` folder. A run's page: the verdict, the
+    findings (and repair attempts), the checklist, the loss curves, the per-layer figures and
+    table, the spec and environment."""
+    from babysit.report.group_pages import write_folder_report
+    from babysit.report.readers import report_kind
+
+    kw = {}
+    if report_kind(path) == "run" and not (path / FINDINGS).is_file():
+        notes: list[str] = []
+        try:  # no findings.json (a library-path record, a run killed before it wrote one): ask the doctor now
+            kw["findings"] = [f.as_dict() for f in diagnose(view_of_run(path, notes))]
+            kw["notes"] = notes + ["no findings.json: the findings above come from `babysit doctor` on the record"]
+        except FileNotFoundError:
+            pass  # no record at all: the report says so
+    written = write_folder_report(path, **kw)
+    click.echo(f"wrote {written}")
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(written.resolve().as_uri())
 
 
 def _evidence(ev: dict) -> str:

@@ -23,6 +23,7 @@ EMA = "ema.pt"  # the EMA of the weights (train.ema)
 SNAPSHOTS = "snapshots"  # snapshot-NNNNNNNNN.pt per cosine_restarts cycle (train.snapshots)
 REPAIRS = "repairs.json"  # the repair attempts (train --repair)
 PLOTS = "plots"  # the PNG figures (babysit plot)
+REPORT = "report.html"  # the run's report, one self-contained page (babysit report)
 
 
 # What to do about the usual causes of a failed write

@@ -20,6 +20,7 @@ from babysit.doctor.fixes import plan_fixes
 from babysit.doctor.rules.loss import DIVERGE_WINDOW
 from babysit.layout import CHECKPOINT, REPAIRS, write_json
 from babysit.preflight import DEFAULT_CHECKS
+from babysit.report.callback import write_end_report
 from babysit.session import build_trainer
 from babysit.spec import Spec
 from babysit.train import Start
@@ -84,6 +85,7 @@ def train_with_repairs(spec: Spec, run_dir: Path | str, *, max_repairs: int = DE
     result = {"attempts": attempts, "best": best["attempt"], "spec": specs[best["attempt"]].model_dump(mode="json"),
               "unrepaired": [{"code": c["code"], "where": c["where"], "fix": c["fix"]} for c in left]}
     _write(run_dir, attempts, best["attempt"])
+    write_end_report(spec, run_dir)  # the first attempt's page, now with every attempt and the best one
     repairs = [c for a in attempts for c in a["changes"]]
     echo(f"repairs ({len(repairs)}):" if repairs else "repairs: none needed or none possible")
     for a in attempts[1:]:

@@ -12,7 +12,7 @@ from torch import nn
 from babysit.build import select_device
 from babysit.data import Dataset, build_data
 from babysit.errors import CheckpointError, DataError
-from babysit.layout import CHECKPOINT, EMA, SPEC, SUMMARY, make_dir, storage_error
+from babysit.layout import CHECKPOINT, EMA, SPEC, make_dir, storage_error
 from babysit.models import build_model
 from babysit.spec import Spec, load_spec
 from babysit.train.checkpoint import load_checkpoint

@@ -1,6 +1,6 @@
 """`babysit train SPEC --seeds N`: N independent members (seeds seed..seed+N-1: different init,
 dropout masks and batch order, the same data) in PARENT/member-K, and their ensemble in
-PARENT/summary.json. LECTURES.md §1 (L7): averaging independent models gains "a couple percent"."""
+PARENT/summary.json (and PARENT/report.html, the members beside their ensemble). LECTURES.md §1 (L7): averaging independent models gains "a couple percent"."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +9,7 @@ from babysit.data import build_data
 from babysit.errors import TrainingError
 from babysit.layout import SUMMARY, write_json
 from babysit.losses import build_loss
+from babysit.report.callback import write_end_report
 from babysit.session import build_trainer
 from babysit.spec import Spec
 from babysit.train.evaluate import evaluate
@@ -46,4 +47,5 @@ def train_members(spec: Spec, parent: Path | str, n: int, *, progress: bool = Tr
                         f"mean_member_{split_name}_acc": r["mean_member_acc"],
                         f"member_{split_name}_acc": r["member_acc"]})
     write_json(parent / SUMMARY, summary)
+    write_end_report(spec, parent)
     return summary

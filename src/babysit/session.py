@@ -1,6 +1,7 @@
 """Assembling a run from a spec: the one place that decides what a run gets besides the training
 loop. The checklist at setup (all of it with train.preflight, else the cheap data check the doctor
-reads), EMA and snapshots when the spec asks, the caller's callbacks, the doctor, a progress bar.
+reads), EMA and snapshots when the spec asks, the caller's callbacks, the doctor, a progress bar,
+the HTML report at the end (train.report).
 Whatever trains from a spec (the CLI, repair, --seeds, search, finetune) builds its Trainer here.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from babysit.data import Dataset
 from babysit.doctor.callback import DoctorCallback
 from babysit.preflight import CHECKS, DEFAULT_CHECKS
 from babysit.preflight.checklist import ChecklistCallback
+from babysit.report import callback as report
 from babysit.spec import Spec
 from babysit.train import Callback, Start, Trainer
 from babysit.train.averaging import EMA
@@ -49,6 +51,8 @@ def build_trainer(spec: Spec, run_dir: Path | str, *, resume: bool = False, prog
     elif doctor and doctor.checklist is None:
         doctor.checklist = checklist
     chain = [*callbacks, *([checklist] if checklist else []), *spec_callbacks(spec),
-             *([doctor] if doctor else []), *([ProgressBar()] if progress else [])]
+             *([doctor] if doctor else []), *([ProgressBar()] if progress else []),
+             # last: it reads what the others wrote
+             *([report.ReportCallback()] if report.writes_report(spec) else [])]
     return Trainer(spec, run_dir, callbacks=chain, resume=resume, data=data,
                    optimizer_factory=optimizer_factory, start=start)

@@ -3,7 +3,6 @@ worker whose trial was finished elsewhere goes on instead of crashing."""
 import logging
 import threading
 
-import optuna
 from optuna.storages._rdb import models
 from optuna.trial import TrialState
 

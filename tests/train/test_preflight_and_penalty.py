@@ -2,7 +2,6 @@
 import json
 
 import pytest
-import torch
 
 from babysit.errors import TrainingError
 from babysit.session import build_trainer

@@ -1,7 +1,6 @@
 """Watch's numbers against a direct computation on the same tensors, and its cost model: hooks
 only on sampled steps, evaluation passes ignored, one sync per flush."""
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch

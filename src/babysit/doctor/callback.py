@@ -8,6 +8,7 @@ A resumed run's live Watch starts at the checkpoint's step; the rules see the wh
 the record up to the checkpoint (read once, at the start) is joined to the live state."""
 from __future__ import annotations
 
+import json
 from typing import Optional
 
 from babysit.doctor.diagnose import STOP_RULES, diagnose
@@ -32,6 +33,7 @@ class DoctorCallback(Callback):
         self.history: Optional[RunView] = None  # a resumed run's record up to its checkpoint
         self.first_loss, self.first_window = first_loss, first_window
         self._scanned, self._tail, self._sample_step = 0, [], 0  # the stop rules' progress
+        self.first_steps: dict[tuple, int] = {}  # (code, where) -> the step it was first written at
 
     def on_train_begin(self, trainer) -> None:
         if trainer.resume:
@@ -54,6 +56,12 @@ class DoctorCallback(Callback):
             self.first_loss = h.losses[0]
         self._tail = h.losses[-(DIVERGE_WINDOW - 1):]
         self._sample_step = h.samples[-1]["step"] if h.samples else 0
+        try:  # when each finding was first reported, up to the checkpoint
+            written = json.loads((trainer.run_dir / FINDINGS).read_text())["findings"]
+        except (OSError, ValueError, KeyError, TypeError):
+            written = []
+        self.first_steps.update({(d.get("code"), d.get("where")): d["first_step"] for d in written
+                                 if isinstance(d.get("first_step"), int) and d["first_step"] <= trainer.step})
         windows = read_events(trainer.run_dir, "train")
         if self.first_window is None and windows:
             self.first_window = windows[0].get("train_loss")
@@ -131,5 +139,11 @@ class DoctorCallback(Callback):
         return [f for f in self.stop_findings if (f.code, f.where) not in seen] + found
 
     def _write(self, trainer, stopped=None) -> None:
-        write_json(trainer.run_dir / FINDINGS, {"step": trainer.step, "stopped": stopped or trainer.stop_reason,
-                                                "findings": [f.as_dict() for f in self.findings]})
+        """findings.json; each finding with first_step, the step the doctor first reported it at
+        (the report marks it on the loss curve)."""
+        for f in self.findings:
+            self.first_steps.setdefault((f.code, f.where), trainer.step)
+        write_json(trainer.run_dir / FINDINGS,
+            {"step": trainer.step, "stopped": stopped or trainer.stop_reason,
+             "findings": [{**f.as_dict(), "first_step": self.first_steps[(f.code, f.where)]}
+                          for f in self.findings]})

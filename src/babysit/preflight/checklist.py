@@ -20,7 +20,7 @@ from babysit.layout import PREFLIGHT, write_json
 # loss goes up), 4. gradcheck (modules torch did not write), 5. overfit-tiny (a tiny subset,
 # regularization off), 6. lr-range (where the lr sits in the range test).
 from babysit.preflight import lr_find, module_gradcheck, regularization  # noqa: F401  (registration)
-from babysit.preflight.checks import CHECKS, CheckResult, Setup
+from babysit.preflight.checks import CHECKS, Setup
 from babysit.preflight.setup import SplitLike, setup_from_spec, setup_from_user
 from babysit.train.callbacks import Callback
 

@@ -1,1 +1,2 @@
-"""Plots (and, later, the HTML report) from a run's record."""
+"""What a run, a search or an ensemble shows its user: the HTML report (one self-contained page),
+the PNG plots and the TensorBoard export, all drawn from the readers in report/readers.py."""

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from babysit.errors import TrainingError
 from babysit.layout import atomic_write_text
+from babysit.report.callback import write_end_report
 from babysit.search.pruner import build_pruner
 from babysit.search.runner import POLL_S, Worker, sampler_seed, spec_with, stage_space, trial_log_every
 from babysit.search.stages import narrow
@@ -238,6 +239,7 @@ def run_search(spec: Spec, out: Path | str, *, trials: Optional[int] = None, wor
                 p.terminate()
     result = collect(study, base, out)
     write_outputs(result, out)
+    write_end_report(base, out)  # trials write none: the search's page writes its best trials' reports
     return result
 
 

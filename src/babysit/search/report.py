@@ -1,6 +1,7 @@
 """What a search leaves behind: the table of trials, best.yaml (a complete spec for the winner,
 ready for `babysit train`), results.json, and one plot per parameter of the validation loss
-against its value (log axis for log parameters), coloured by stage to show the narrowing."""
+against its value (log axis for log parameters), coloured by stage to show the narrowing
+(drawn by babysit.report.plots from results.json, as the HTML report draws it)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,8 @@ from typing import Optional
 from optuna.trial import TrialState
 
 from babysit.layout import atomic_write_text, write_json
-from babysit.search.runner import spec_with, stage_space
+from babysit.search.runner import TRIALS_DIR, spec_with, stage_space
+from babysit.search.stages import edge_side
 from babysit.search.study import FAILED
 from babysit.spec import SearchSpec, Spec, dump_spec
 
@@ -106,6 +108,24 @@ def trials_table(result: SearchResult, title: str = "trials"):
     return table
 
 
+def edge_warnings(result: SearchResult) -> list[str]:
+    """The best value of each numeric parameter that sits at the edge of the last stage's range:
+    the lectures' "good values belong in the middle"; the next search should widen that side."""
+    if result.best is None:
+        return []
+    space = result.spaces.get(result.best.stage) or result.search.params
+    out = []
+    for name, p in space.items():
+        value = result.best.params.get(name)
+        if p.type == "categorical" or value is None:
+            continue
+        side = edge_side(p, value)
+        if side is not None:
+            out.append(f"{name}: the best value {value:.3g} sits at the {side} edge of the last stage's range "
+                       f"[{p.low:.3g}, {p.high:.3g}]{' (log scale)' if p.log else ''}; widen that side and search again")
+    return out
+
+
 def write_outputs(result: SearchResult, out: Path) -> list[Path]:
     out = Path(out)
     written = []
@@ -117,48 +137,16 @@ def write_outputs(result: SearchResult, out: Path) -> list[Path]:
         written.append(out / BEST_FILE)
     summary = {"best": result.best.__dict__ if result.best else None, "compute_steps": result.compute_steps,
                "notes": {str(k): v for k, v in result.notes.items()},
-               "trials": [r.__dict__ for r in result.rows]}
+               "trials": [{**r.__dict__, "run_dir": f"{TRIALS_DIR}/{r.number:04d}"} for r in result.rows],
+               # what the report draws: the searched ranges, each stage's (narrowed) space, the budgets
+               "params": {k: {**p.model_dump(mode="json"), "log": p.log} for k, p in result.search.params.items()},
+               "spaces": {str(s): {k: p.model_dump(mode="json") for k, p in sp.items()}
+                          for s, sp in result.spaces.items()},
+               "stages": [st.model_dump(mode="json") for st in result.search.stages],
+               "edge": edge_warnings(result)}
     write_json(out / RESULTS_FILE, summary, indent=1, default=str)
     written.append(out / RESULTS_FILE)
-    written.extend(write_plots(result, out / PLOTS_DIR))
+    from babysit.report.plots import write_search_plots  # matplotlib, only when there is something to draw
+
+    written.extend(write_search_plots(out, out / PLOTS_DIR))
     return written
-
-
-def write_plots(result: SearchResult, folder: Path) -> list[Path]:
-    """Validation loss against each parameter, one colour per stage, that stage's range shaded."""
-    from babysit.report.plots import plt
-
-    complete = [r for r in result.rows if r.value is not None and math.isfinite(r.value)]
-    if not complete:
-        return []
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    values = sorted(r.value for r in complete)
-    top = values[min(len(values) - 1, int(0.9 * len(values)))]  # diverged trials would flatten the rest
-    span = max(top - values[0], 1e-3)
-    for name, p in result.search.params.items():
-        # choices on a categorical axis as text (None, strings and numbers side by side)
-        x = (lambda v: str(v)) if p.type == "categorical" else (lambda v: v)
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for s in sorted({r.stage for r in complete}):
-            rows = [r for r in complete if r.stage == s]
-            colour = f"C{s}"
-            ax.scatter([x(r.params[name]) for r in rows], [r.value for r in rows], color=colour, s=22,
-                       label=f"stage {s + 1} ({rows[0].steps} steps)", zorder=3)
-            space = result.spaces.get(s, {}).get(name)
-            if space is not None and space.type != "categorical":
-                ax.axvspan(space.low, space.high, color=colour, alpha=0.08)
-        if result.best is not None:
-            ax.axvline(x(result.best.params[name]), color="k", lw=0.8, ls="--", label="best")
-        if p.log:
-            ax.set_xscale("log")
-        ax.set_ylim(values[0] - 0.1 * span, top + 0.1 * span)
-        ax.set_xlabel(name + (" (log scale)" if p.log else ""))
-        ax.set_ylabel("validation loss")
-        ax.set_title(f"search: val loss vs {name}")
-        ax.legend(fontsize=8)
-        path = folder / f"{name.replace('.', '_')}.png"
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(fig)
-        paths.append(path)
-    return paths

@@ -106,8 +106,9 @@ def trial_spec(base: Spec, values: dict, steps: int, name: str, per_epoch: Optio
     # checklist was the base spec's to run once (per trial it costs time, and a failed check would
     # fail the trial), a snapshot ensemble needs whole cosine_restarts cycles the stage cannot
     # hold, and an EMA (default decay 0.999: an average over about 1,000 steps) would still lean on the
-    # first steps' weights. best.yaml keeps all three as the base spec has them.
-    t.update(preflight=False, snapshots=False, ema=None)
+    # first steps' weights. best.yaml keeps all three as the base spec has them. Nor a report per
+    # trial: the search's report writes those of its best trials.
+    t.update(preflight=False, snapshots=False, ema=None, report=False)
     raw["watch"]["enabled"] = TRIAL_WATCH
     return spec_from_dict(set_values(raw, values, name), f"trial {name} {values}")
 

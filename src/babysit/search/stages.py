@@ -38,6 +38,13 @@ def _back(p: ParamSpec, x: float) -> float:
     return 10.0 ** x if p.log else x
 
 
+def edge_side(p: ParamSpec, value: float) -> Optional[str]:
+    """'low' or 'high' when `value` lies within the outer EDGE_FRACTION of p's range, else None."""
+    lo, hi = _to(p, p.low), _to(p, p.high)
+    x, width = _to(p, value), hi - lo
+    return "low" if x - lo <= EDGE_FRACTION * width else "high" if hi - x <= EDGE_FRACTION * width else None
+
+
 def narrow_range(name: str, p: ParamSpec, top: list[float], best: float,
                  valid: Optional[Callable[[str, float], bool]] = None) -> tuple[ParamSpec, list[str]]:
     """The next stage's range for one numeric parameter, and what was said about it.
@@ -59,7 +66,7 @@ def narrow_range(name: str, p: ParamSpec, top: list[float], best: float,
     notes = []
     xb = _to(p, best)
     scale = " (log scale)" if p.log else ""
-    side = "low" if xb - lo <= EDGE_FRACTION * width else "high" if hi - xb <= EDGE_FRACTION * width else None
+    side = edge_side(p, best)
     if side is not None:
         half = (b - a) / 2  # reach as far past the best value as the kept trials spread around it
         x = xb - half if side == "low" else xb + half

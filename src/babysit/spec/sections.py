@@ -312,6 +312,7 @@ class TrainSpec(Strict):
     snapshots: bool = Field(False, description="snapshot ensemble: save the weights at the end of each "
                                                "cosine_restarts cycle and evaluate their average")
     ema: Optional[EMASpec] = None
+    report: bool = Field(True, description="write RUN/report.html when the run ends (babysit report)")
 
     @field_validator("batch_size")
     @classmethod
