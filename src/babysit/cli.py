@@ -34,15 +34,37 @@ def main():
 def _train(spec, out: Path | None, resume: bool, quiet: bool) -> tuple[dict, Path]:
     from babysit.runs import new_run_dir, summary_line
     from babysit.session import build_trainer
+    from babysit.train import distributed
 
     if resume and out is None:
         raise click.UsageError("--resume needs --out RUN_DIR (the run to continue)")
+    main_rank = distributed.is_main()  # under torchrun, rank 0 alone picks the folder and prints
+    if out is None and not main_rank:
+        raise click.UsageError("under torchrun, pass --out RUN_DIR: every rank must name the same run")
     run_dir = out or new_run_dir(spec.name)
-    click.echo(f"run directory: {run_dir}")
-    summary = build_trainer(spec, run_dir, resume=resume, progress=not quiet).fit()
-    click.echo(summary_line(summary))
-    echo_findings(run_dir)
+    if main_rank:
+        click.echo(f"run directory: {run_dir}")
+    summary = build_trainer(spec, run_dir, resume=resume, progress=not quiet and main_rank).fit()
+    if main_rank:
+        click.echo(summary_line(summary))
+        echo_findings(run_dir)
     return summary, run_dir
+
+
+def _launch(s, spec: str, overrides, out: Path | None, resume: bool, quiet: bool, nproc: int) -> None:
+    """`babysit train --nproc N`: the same command on N processes under torch's launcher."""
+    from babysit.runs import new_run_dir
+    from babysit.train import distributed
+
+    if resume and out is None:
+        raise click.UsageError("--resume needs --out RUN_DIR (the run to continue)")
+    distributed.check_spec(s, nproc, s.train.batch_size if isinstance(s.train.batch_size, int) else nproc,
+                           distributed.device_for(s.train.device))  # refused once, here, not on every rank
+    run_dir = out or new_run_dir(s.name)
+    click.echo(f"run directory: {run_dir} ({nproc} processes)")
+    args = ["train", spec, "--out", str(run_dir), *[a for o in overrides for a in ("--set", o)],
+            *(["--resume"] if resume else []), *(["--quiet"] if quiet else [])]
+    distributed.launch(nproc, args)
 
 
 def _train_seeds(spec, out: Path | None, n: int, quiet: bool) -> dict:
@@ -83,7 +105,10 @@ def _repair(spec, out: Path | None, resume: bool, quiet: bool, max_repairs: int)
               "into OUT/member-K and evaluate their ensemble.")
 @click.option("--repair", is_flag=True, help="Apply the doctor's fixes to the spec and train again (RUN/repairs.json).")
 @click.option("--max-repairs", type=click.IntRange(min=0), default=3, show_default=True, help="With --repair: at most K restarts.")
-def train(spec, overrides, out, resume, quiet, seeds, repair, max_repairs):
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train on N processes of this machine (DDP through torch.distributed.run; gloo on CPU, "
+                   "nccl on CUDA); train.batch_size stays the global batch.")
+def train(spec, overrides, out, resume, quiet, seeds, repair, max_repairs, nproc):
     """Train from SPEC: a YAML file or a preset name (see `babysit presets`).
 
     With --resume, the run continues from RUN_DIR/checkpoint.pt with the run's own spec.yaml.
@@ -91,11 +116,15 @@ def train(spec, overrides, out, resume, quiet, seeds, repair, max_repairs):
     The run directory gets spec.yaml, metrics.jsonl (readable while training), checkpoint.pt
     (written atomically every train.checkpoint_every steps) and, at the end, summary.json.
     """
+    from babysit.train import distributed
+
     if seeds and repair:
         raise click.UsageError("--seeds and --repair do not combine: repair one run, then train its "
                                "repaired spec (RUN/repairs.json) with --seeds")
     if seeds and resume:
         raise click.UsageError("--resume continues one run; resume each member with --out OUT/member-K")
+    if (seeds or repair) and (nproc > 1 or distributed.launched()):
+        raise click.UsageError("--seeds and --repair train on one process; drop --nproc (or torchrun)")
     if resume and out is not None and (out / "spec.yaml").is_file():
         # A resumed run keeps its own spec; --set may still change it (e.g. train.steps to extend it).
         # (the Trainer refuses --set changes to data/model/optim/schedule: the checkpoint holds them)
@@ -109,6 +138,8 @@ def train(spec, overrides, out, resume, quiet, seeds, repair, max_repairs):
             click.echo(f"note: resuming with {out / 'spec.yaml'}; {spec} differs in: {', '.join(changed)}")
         spec = str(out / "spec.yaml")
     s = load_spec(spec, list(overrides))
+    if nproc > 1 and not distributed.launched():
+        return _launch(s, spec, overrides, out, resume, quiet, nproc)
     if seeds:
         return _train_seeds(s, out, seeds, quiet)
     if repair:

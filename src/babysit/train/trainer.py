@@ -217,7 +217,7 @@ class Trainer:
                 if due_eval and self.stop_reason is None:
                     self._evaluate()
                 if due_ckpt and self.stop_reason is None:
-                    save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
+                    self._save_checkpoint()
         finally:
             self.record.close()
             if self.watch is not None:
@@ -243,20 +243,29 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_log(self, self.step, scalars)
 
-    def _evaluate(self) -> None:
+    def _save_checkpoint(self) -> None:
+        save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
+
+    def _measure(self) -> dict:
+        """The evaluation's metrics: val loss and accuracy, and the train probe's."""
         m = evaluate(self.model, self.val_split, loss=self.loss_fn)
         train_m = evaluate(self.model, self.train_probe, loss=self.loss_fn)
         metrics = {"val_loss": m["loss"], "val_acc": m["acc"], "train_probe_loss": train_m["loss"],
                    "train_acc": train_m["acc"]}
         if m["acc"] is None:  # regression: no accuracy
             del metrics["val_acc"], metrics["train_acc"]
+        return metrics
+
+    def _evaluate(self) -> None:
+        metrics = self._measure()
+        val_loss = metrics["val_loss"]
         self.record.log("eval", self.step, **metrics)
-        self.schedule.on_eval(m["loss"])
+        self.schedule.on_eval(val_loss)
         es = self.spec.train.early_stopping
         if es is not None:
-            if m["loss"] < self.best["val_loss"] - es.min_delta:
+            if val_loss < self.best["val_loss"] - es.min_delta:
                 state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                self.best = {"val_loss": m["loss"], "step": self.step, "state": state, "bad_evals": 0}
+                self.best = {"val_loss": val_loss, "step": self.step, "state": state, "bad_evals": 0}
             else:
                 self.best["bad_evals"] += 1
                 if self.best["bad_evals"] >= es.patience:
@@ -270,7 +279,7 @@ class Trainer:
         if self.best.get("state") is not None:  # early stopping: end on the best weights
             self.model.load_state_dict(self.best["state"])
             restored = self.best["step"]
-            save_checkpoint(self.run_dir / CHECKPOINT, self.state_dict())
+            self._save_checkpoint()
         train_m = evaluate(self.model, self.train_split, loss=self.loss_fn)
         val_m = evaluate(self.model, self.val_split, loss=self.loss_fn)
         summary = {
