@@ -246,8 +246,10 @@ def finetune(run, spec, overrides, out, quiet):
 @click.option("--trials", type=click.IntRange(min=1), help="Trials in all, shared among the stages in the spec's proportions.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes on this machine sharing the storage.")
-@click.option("--storage", metavar="URL", help="Optuna storage URL, e.g. postgresql://user:pw@host/db "
-              "(default: sqlite:///OUT/search.db).")
+@click.option("--storage", metavar="URL", envvar="OPTUNA_STORAGE", show_envvar=True,
+              help="Optuna storage URL shared by every worker, e.g. postgresql://user@host:5432/db (default: "
+              "sqlite:///OUT/search.db); its password is printed masked. Keep it out of the command line: "
+              "the URL from OPTUNA_STORAGE, or a PostgreSQL URL without one (libpq reads PGPASSWORD or ~/.pgpass).")
 @click.option("--out", type=click.Path(path_type=Path), help="Search folder (default: runs/<name>-search); "
               "the same folder resumes a killed search.")
 @click.option("--sampler", type=click.Choice(["random", "grid", "tpe"]), help="Override search.sampler.")
