@@ -125,6 +125,9 @@ def train(spec, overrides, out, resume, quiet, seeds, repair, max_repairs, nproc
         raise click.UsageError("--resume continues one run; resume each member with --out OUT/member-K")
     if (seeds or repair) and (nproc > 1 or distributed.launched()):
         raise click.UsageError("--seeds and --repair train on one process; drop --nproc (or torchrun)")
+    if nproc > 1 and distributed.launched():
+        raise click.UsageError("--nproc starts torch's launcher; under torchrun, leave it out "
+                               "(torchrun's --nproc-per-node sets the processes)")
     if resume and out is not None and (out / "spec.yaml").is_file():
         # A resumed run keeps its own spec; --set may still change it (e.g. train.steps to extend it).
         # (the Trainer refuses --set changes to data/model/optim/schedule: the checkpoint holds them)

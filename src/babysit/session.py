@@ -17,9 +17,8 @@ from babysit.preflight.checklist import ChecklistCallback
 from babysit.spec import Spec
 from babysit.train import Callback, Start, Trainer
 from babysit.train.averaging import EMA
-from babysit.train import distributed
 from babysit.train.callbacks import ProgressBar
-from babysit.train.distributed import DistributedTrainer
+from babysit.train.distributed import DistributedTrainer, launched
 from babysit.train.snapshots import Snapshots
 
 
@@ -53,6 +52,6 @@ def build_trainer(spec: Spec, run_dir: Path | str, *, resume: bool = False, prog
     chain = [*callbacks, *([checklist] if checklist else []), *spec_callbacks(spec),
              *([doctor] if doctor else []), *([ProgressBar()] if progress else [])]
     # a worker of torch's launcher (torchrun, babysit train --nproc): one rank of a DDP run
-    cls = DistributedTrainer if distributed.launched() else Trainer
+    cls = DistributedTrainer if launched() else Trainer
     return cls(spec, run_dir, callbacks=chain, resume=resume, data=data,
                    optimizer_factory=optimizer_factory, start=start)

@@ -141,6 +141,9 @@ class DistributedTrainer(Trainer):
     """The Trainer on one rank of a torch.distributed job (see the module's docstring)."""
 
     def __init__(self, spec: Spec, run_dir: Path | str, **kwargs):
+        if kwargs.get("start") is not None:
+            raise TrainingError("a run started from another run's weights (a repair attempt) trains on one "
+                                "process; drop --nproc (or torchrun)")
         device = init(spec.train.device)
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         if self.rank != 0:  # rank 0's Watch is the run's (its statistics, its file)
@@ -169,8 +172,6 @@ class DistributedTrainer(Trainer):
             return super()._prepare_run_dir()
         if self.resume:  # rank 0 checks the checkpoint fits the spec; a refusal there stops us all
             self.load_state_dict(load_checkpoint(self.run_dir / CHECKPOINT, map_location="cpu"))
-        elif self.start is not None:
-            raise TrainingError("a run started from another run's weights (Start) trains on one process")
         return None
 
     def load_state_dict(self, state: dict) -> None:
