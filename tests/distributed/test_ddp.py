@@ -33,7 +33,9 @@ SMALL = ["train.steps=400", "schedule.milestones=[200]", "train.eval_every=200",
 VAL_LOSS_TOLERANCE = 0.02
 # Seconds a worker may outlive its SIGKILLed launcher (the kernel's PDEATHSIG is immediate).
 ORPHAN_GRACE_S = 5
-RUN_TIMEOUT_S = 60
+# A run's bound, far above its time (about 15 s on a quiet machine, 40 s at load 8 on two cores) and
+# far below a hang's (a rank waiting on a dead one: the collective timeout, 10 minutes).
+RUN_TIMEOUT_S = 120
 
 
 def _cmd(*args):
@@ -118,16 +120,14 @@ def _faulty_spec(tmp_path, fault: str) -> Path:
 
 def test_a_nan_or_an_exception_on_one_rank_stops_every_rank(tmp_path):
     """Both runs at once (each is mostly the start of three interpreters)."""
-    t0 = time.time()
     procs = {}
     for fault in ("raise", "nan"):
         cmd, env = _cmd(_faulty_spec(tmp_path, fault), "--out", tmp_path / fault, "--nproc", 2, "--quiet")
         fh = open(tmp_path / f"{fault}.txt", "w")
         procs[fault] = (subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT), fh)
     for proc, fh in procs.values():
-        proc.wait(timeout=RUN_TIMEOUT_S)
+        proc.wait(timeout=RUN_TIMEOUT_S)  # stopped, not hung until the collective timeout
         fh.close()
-    assert time.time() - t0 < RUN_TIMEOUT_S / 2  # stopped, not hung until a timeout
     code = {fault: proc.returncode for fault, (proc, _) in procs.items()}
     text = {fault: (tmp_path / f"{fault}.txt").read_text() for fault in procs}
 
