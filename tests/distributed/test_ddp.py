@@ -16,12 +16,12 @@ import yaml
 from click.testing import CliRunner
 
 from babysit.cli import main
+from babysit.data import Split
 from babysit.layout import CHECKPOINT, METRICS, SUMMARY
 from babysit.session import build_trainer
 from babysit.spec import load_spec
 from babysit.train.batches import BatchSampler
 from babysit.train.distributed import RankShare, check_spec
-from babysit.data import Split
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 FAULTY = Path(__file__).resolve().parent / "faulty.py"

@@ -25,9 +25,9 @@ from pathlib import Path
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
-from sqlalchemy.engine import make_url
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
 
 from babysit.errors import TrainingError
 
@@ -123,7 +123,7 @@ def open_storage(url: str, heartbeat_s: int) -> RDBStorage:
                                      grace_period=2 * heartbeat_s,  # Optuna's default grace: two missed beats
                                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
             break
-        except ImportError as exc:  # the URL's database driver (psycopg2 for postgresql://) is not installed
+        except ImportError as exc:  # the URL's database driver (psycopg for postgresql://) is not installed
             raise StorageError(f"cannot open the search storage {mask_url(url)}: its database driver is not "
                                f"installed ({exc.name or exc}); for PostgreSQL: pip install 'babysit[postgres]'") from None
         except (sqlalchemy.exc.ArgumentError, ValueError) as exc:  # not a URL SQLAlchemy knows
