@@ -53,18 +53,40 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 def _train(spec, out: Path | None, resume: bool, quiet: bool) -> tuple[dict, Path]:
     from babysit.runs import new_run_dir, summary_line
     from babysit.session import build_trainer
+    from babysit.train import distributed
 
     if resume and out is None:
         raise click.UsageError("--resume needs --out RUN_DIR (the run to continue)")
+    main_rank = distributed.is_main()  # under torchrun, rank 0 alone picks the folder and prints
+    if out is None and not main_rank:
+        raise click.UsageError("under torchrun, pass --out RUN_DIR: every rank must name the same run")
     run_dir = out or new_run_dir(spec.name)
-    click.echo(f"run directory: {run_dir}")
-    summary = build_trainer(spec, run_dir, resume=resume, progress=not quiet).fit()
-    click.echo(summary_line(summary))
-    echo_findings(run_dir)
-    echo_report(run_dir)
-    if summary["status"] == "failed":
+    if main_rank:
+        click.echo(f"run directory: {run_dir}")
+    summary = build_trainer(spec, run_dir, resume=resume, progress=not quiet and main_rank).fit()
+    if main_rank:
+        click.echo(summary_line(summary))
+        echo_findings(run_dir)
+        echo_report(run_dir)
+    if summary.get("status") == "failed":
         raise SystemExit(1)
     return summary, run_dir
+
+
+def _launch(s, spec: str, overrides, out: Path | None, resume: bool, quiet: bool, nproc: int) -> None:
+    """`babysit train --nproc N`: the same command on N processes under torch's launcher."""
+    from babysit.runs import new_run_dir
+    from babysit.train import distributed
+
+    if resume and out is None:
+        raise click.UsageError("--resume needs --out RUN_DIR (the run to continue)")
+    distributed.check_spec(s, nproc, s.train.batch_size if isinstance(s.train.batch_size, int) else nproc,
+                           distributed.device_for(s.train.device))  # refused once, here, not on every rank
+    run_dir = out or new_run_dir(s.name)
+    click.echo(f"run directory: {run_dir} ({nproc} processes)")
+    args = ["train", spec, "--out", str(run_dir), *[a for o in overrides for a in ("--set", o)],
+            *(["--resume"] if resume else []), *(["--quiet"] if quiet else [])]
+    distributed.launch(nproc, args)
 
 
 def _train_seeds(spec, out: Path | None, n: int, quiet: bool) -> dict:
@@ -108,7 +130,10 @@ def _repair(spec, out: Path | None, resume: bool, quiet: bool, max_repairs: int)
               "into OUT/member-K and evaluate their ensemble.")
 @click.option("--repair", is_flag=True, help="Apply the doctor's fixes to the spec and train again (RUN/repairs.json).")
 @click.option("--max-repairs", type=click.IntRange(min=0), default=3, show_default=True, help="With --repair: at most K restarts.")
-def train(spec, overrides, out, resume, quiet, seeds, repair, max_repairs):
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train on N processes of this machine (DDP through torch.distributed.run; gloo on CPU, "
+                   "nccl on CUDA); train.batch_size stays the global batch.")
+def train(spec, overrides, out, resume, quiet, seeds, repair, max_repairs, nproc):
     """Train from SPEC: a YAML file or a preset name (see `babysit presets`).
 
     With --resume, the run continues from RUN_DIR/checkpoint.pt with the run's own spec.yaml.
@@ -117,11 +142,18 @@ def train(spec, overrides, out, resume, quiet, seeds, repair, max_repairs):
     (written atomically every train.checkpoint_every steps) and, at the end, summary.json and
     report.html (one self-contained page; train.report: false turns it off).
     """
+    from babysit.train import distributed
+
     if seeds and repair:
         raise click.UsageError("--seeds and --repair do not combine: repair one run, then train its "
                                "repaired spec (RUN/repairs.json) with --seeds")
     if seeds and resume:
         raise click.UsageError("--resume continues one run; resume each member with --out OUT/member-K")
+    if (seeds or repair) and (nproc > 1 or distributed.launched()):
+        raise click.UsageError("--seeds and --repair train on one process; drop --nproc (or torchrun)")
+    if nproc > 1 and distributed.launched():
+        raise click.UsageError("--nproc starts torch's launcher; under torchrun, leave it out "
+                               "(torchrun's --nproc-per-node sets the processes)")
     if resume and out is not None and (out / "spec.yaml").is_file():
         # A resumed run keeps its own spec; --set may still change it (e.g. train.steps to extend it).
         # (the Trainer refuses --set changes to data/model/optim/schedule: the checkpoint holds them)
@@ -135,6 +167,8 @@ def train(spec, overrides, out, resume, quiet, seeds, repair, max_repairs):
             click.echo(f"note: resuming with {out / 'spec.yaml'}; {spec} differs in: {', '.join(changed)}")
         spec = str(out / "spec.yaml")
     s = load_spec(spec, list(overrides))
+    if nproc > 1 and not distributed.launched():
+        return _launch(s, spec, overrides, out, resume, quiet, nproc)
     if seeds:
         return _train_seeds(s, out, seeds, quiet)
     if repair:
@@ -256,8 +290,10 @@ def finetune(run, spec, overrides, out, quiet):
 @click.option("--trials", type=click.IntRange(min=1), help="Trials in all, shared among the stages in the spec's proportions.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes on this machine sharing the storage.")
-@click.option("--storage", metavar="URL", help="Optuna storage URL, e.g. postgresql://user:pw@host/db "
-              "(default: sqlite:///OUT/search.db).")
+@click.option("--storage", metavar="URL", envvar="OPTUNA_STORAGE", show_envvar=True,
+              help="Optuna storage URL shared by every worker, e.g. postgresql://user@host:5432/db (default: "
+              "sqlite:///OUT/search.db); its password is printed masked. Keep it out of the command line: "
+              "the URL from OPTUNA_STORAGE, or a PostgreSQL URL without one (libpq reads PGPASSWORD or ~/.pgpass).")
 @click.option("--out", type=click.Path(path_type=Path), help="Search folder (default: runs/<name>-search); "
               "the same folder resumes a killed search.")
 @click.option("--sampler", type=click.Choice(["random", "grid", "tpe"]), help="Override search.sampler.")

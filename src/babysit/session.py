@@ -20,6 +20,7 @@ from babysit.spec import Spec
 from babysit.train import Callback, Start, Trainer
 from babysit.train.averaging import EMA
 from babysit.train.callbacks import ProgressBar
+from babysit.train.distributed import DistributedTrainer, launched
 from babysit.train.snapshots import Snapshots
 
 
@@ -54,5 +55,7 @@ def build_trainer(spec: Spec, run_dir: Path | str, *, resume: bool = False, prog
              *([doctor] if doctor else []), *([ProgressBar()] if progress else []),
              # last: it reads what the others wrote
              *([report.ReportCallback()] if report.writes_report(spec) else [])]
-    return Trainer(spec, run_dir, callbacks=chain, resume=resume, data=data,
+    # a worker of torch's launcher (torchrun, babysit train --nproc): one rank of a DDP run
+    cls = DistributedTrainer if launched() else Trainer
+    return cls(spec, run_dir, callbacks=chain, resume=resume, data=data,
                    optimizer_factory=optimizer_factory, start=start)

@@ -7,7 +7,9 @@ from optuna.storages._rdb import models
 from optuna.trial import TrialState
 
 from babysit.search import runner
-from babysit.search.study import claim, open_storage, open_study, storage_url
+import pytest
+
+from babysit.search.study import StorageError, claim, mask_url, open_storage, open_study, storage_url
 
 # How long the first claimer waits for the second to read the trial too; with the fix the second
 # cannot read until the first commits, so the wait runs out (the test's duration).
@@ -74,3 +76,12 @@ def test_telling_a_trial_finished_elsewhere_is_logged_not_raised(tmp_path, caplo
     assert "result not recorded" in caplog.text and f"trial {trial.number}" in caplog.text
     assert study.trials[0].state == TrialState.FAIL  # left as the other process set it
     assert runner.tell(study, trial, state=TrialState.PRUNED) is None
+
+
+def test_a_storage_urls_password_is_masked_and_a_bad_url_is_one_clear_error():
+    assert mask_url("postgresql://user:s3cret@db:5432/search") == "postgresql://user:***@db:5432/search"
+    assert mask_url("postgresql://user@db/search") == "postgresql://user@db/search"  # libpq finds it
+    assert mask_url("sqlite:////tmp/x/search.db") == "sqlite:////tmp/x/search.db"
+    with pytest.raises(StorageError, match=r"not a database URL SQLAlchemy accepts") as err:
+        open_storage("nosuchdb://user:s3cret@db/search", 1)
+    assert "s3cret" not in str(err.value) and "\n" not in str(err.value)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import itertools
 import json
 import multiprocessing as mp
+import os
+import socket
 import time
+import zlib
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -21,7 +24,8 @@ from babysit.report.callback import write_end_report
 from babysit.search.pruner import build_pruner
 from babysit.search.runner import POLL_S, Worker, sampler_seed, spec_with, stage_space, trial_log_every
 from babysit.search.stages import narrow
-from babysit.search.study import fail_killed_trials, open_storage, open_study, settled, storage_url, trials_of_stage
+from babysit.search.study import (fail_killed_trials, mask_url, open_storage, open_study, settled, storage_url,
+                                  trials_of_stage)
 from babysit.spec import INT_TYPES, SearchSpec, Spec, SpecError, dump_spec, spec_from_dict
 
 SAMPLERS = {"random": lambda seed: RandomSampler(seed=seed),
@@ -152,8 +156,6 @@ def _top_up(study, stage: int, search: SearchSpec, base_seed: int) -> int:
 
 def _worker_main(spec_json: str, out: str, url: str, study_name: str, index: int) -> None:
     """Entry point of a worker process (started with multiprocessing's spawn)."""
-    import os
-
     import torch
 
     torch.set_num_threads(1)
@@ -189,23 +191,26 @@ def run_search(spec: Spec, out: Path | str, *, trials: Optional[int] = None, wor
     out.mkdir(parents=True, exist_ok=True)
     url = storage_url(out, storage)
     name = search.study or spec.name
-    study = _open(base, url, name, worker=0)
+    # A joining process numbers its workers from its own (host, pid): numbered 0, 1, ... like the
+    # driver's, they would seed their samplers alike and draw the driver's workers' values.
+    first = zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) << 8 if join else 0
+    study = _open(base, url, name, worker=first)
     ident = _identity(base, search)
     if study.user_attrs.get("identity", ident) != ident:
-        raise SpecError(f"the study '{name}' in {url} belongs to a different spec or search space; "
+        raise SpecError(f"the study '{name}' in {mask_url(url)} belongs to a different spec or search space; "
                         "use another --out (or --storage / search.study) for this one")
     if join:
-        echo(f"joining study '{name}' at {url} with {workers} worker(s); trial folders in {out / 'trials'}")
+        echo(f"joining study '{name}' at {mask_url(url)} with {workers} worker(s); trial folders in {out / 'trials'}")
         if workers == 1:
             Worker(study, base, out).work(until_idle=False, coordinator=False)
-        for p in _start_workers(base, out, url, name, workers) if workers > 1 else []:
+        for p in _start_workers(base, out, url, name, workers, first) if workers > 1 else []:
             p.join()
         return collect(study, base, out)
     study.set_user_attr("identity", ident)
     study.set_user_attr("finished", False)
     atomic_write_text(out / "search.yaml", dump_spec(base))
     resumed = study.get_trials(deepcopy=False)
-    echo(f"search '{name}': {url}" + (f" (resuming: {len(resumed)} trials on record)" if resumed else ""))
+    echo(f"search '{name}': {mask_url(url)}" + (f" (resuming: {len(resumed)} trials on record)" if resumed else ""))
     left = [t.number for t in resumed if t.state == TrialState.RUNNING]
     if left:  # their process may be gone; a trial is taken as killed once its heartbeat lapses
         echo(f"  trials {left} were left running: waiting up to {2 * search.heartbeat_s} s for their heartbeat "
@@ -243,10 +248,10 @@ def run_search(spec: Spec, out: Path | str, *, trials: Optional[int] = None, wor
     return result
 
 
-def _start_workers(base: Spec, out: Path, url: str, name: str, workers: int) -> list:
+def _start_workers(base: Spec, out: Path, url: str, name: str, workers: int, first: int = 0) -> list:
     ctx = mp.get_context("spawn")  # a clean interpreter: no inherited torch threads or DB handles
     spec_json = json.dumps(base.model_dump(mode="json"))
-    procs = [ctx.Process(target=_worker_main, args=(spec_json, str(out), url, name, i + 1), daemon=True)
+    procs = [ctx.Process(target=_worker_main, args=(spec_json, str(out), url, name, first + i + 1), daemon=True)
              for i in range(workers)]
     for p in procs:
         p.start()

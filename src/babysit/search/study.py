@@ -7,6 +7,11 @@ On SQLite that atomicity is ours to provide: Optuna's SELECT ... FOR UPDATE mean
 so every transaction starts with BEGIN IMMEDIATE (the write lock), and claims serialize.
 A killed worker stops its heartbeat: after the grace period its trial is marked FAIL and a copy
 with the same parameters is queued (Optuna's fail_stale_trials + RetryHeartbeatStaleTrialCallback).
+
+A server database's URL may carry a password: it is shown masked wherever babysit prints or
+records the URL (mask_url), and need not be given at all: the URL may come from OPTUNA_STORAGE,
+as Optuna's own CLI reads it, and a PostgreSQL URL without a password lets libpq find it in
+PGPASSWORD or the password file (~/.pgpass, or PGPASSFILE).
 """
 from __future__ import annotations
 
@@ -22,6 +27,9 @@ import sqlalchemy
 import sqlalchemy.exc
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
+
+from babysit.errors import TrainingError
 
 DB_FILE = "search.db"
 # A trial whose process dies this many times in a row is left failed (a crash, not bad luck).
@@ -36,12 +44,42 @@ FAILED = "failed"
 # User attribute prefix, one key per worker that trained the trial (the value: when it started).
 # Distinct keys, so a trial trained by two workers shows both; a shared key would keep the last.
 TRAINED_BY = "trained_by:"
+# A server that does not answer within this many seconds is reported unreachable (libpq's default
+# is to wait forever on an address that drops packets).
+CONNECT_TIMEOUT_S = 10
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+class StorageError(TrainingError):
+    """A storage that cannot be opened: a wrong password, a server that does not answer, a
+    missing database driver. The message names the URL with its password masked."""
+
+
 def storage_url(out: Path, url: str | None = None) -> str:
     return url or f"sqlite:///{Path(out).resolve() / DB_FILE}"
+
+
+def _password(url: str) -> str | None:
+    try:
+        return make_url(url).password
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return None
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password as ***, for everything babysit prints or records."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return "<storage URL that SQLAlchemy cannot parse>"
+
+
+def _scrub(text: str, url: str) -> str:
+    """`text` (a driver's message) on one line, with the URL's password masked should it echo it."""
+    password = _password(url)
+    line = " ".join(str(text).split())
+    return line.replace(password, "***") if password else line
 
 
 def _sqlite_connect(path: str):
@@ -69,10 +107,14 @@ def _begin_immediate(conn) -> None:
 
 
 def open_storage(url: str, heartbeat_s: int) -> RDBStorage:
+    """Optuna's RDBStorage on `url`. Cannot connect (wrong password, no server, no driver):
+    a StorageError, one line, the password masked."""
     engine_kwargs = None
     sqlite_file = url.startswith("sqlite:///") and url != "sqlite:///:memory:"
     if sqlite_file:
         engine_kwargs = {"creator": _sqlite_connect(url.removeprefix("sqlite:///"))}
+    elif url.startswith("postgresql"):
+        engine_kwargs = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
     for attempt in range(OPEN_ATTEMPTS):
         try:
             with warnings.catch_warnings():
@@ -81,15 +123,27 @@ def open_storage(url: str, heartbeat_s: int) -> RDBStorage:
                                      grace_period=2 * heartbeat_s,  # Optuna's default grace: two missed beats
                                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
             break
-        except sqlalchemy.exc.SQLAlchemyError:  # e.g. two processes creating a new database's tables
-            if attempt == OPEN_ATTEMPTS - 1:
-                raise
+        except ImportError as exc:  # the URL's database driver (psycopg for postgresql://) is not installed
+            raise StorageError(f"cannot open the search storage {mask_url(url)}: its database driver is not "
+                               f"installed ({exc.name or exc}); for PostgreSQL: pip install 'babysit[postgres]'") from None
+        except (sqlalchemy.exc.ArgumentError, ValueError) as exc:  # not a URL SQLAlchemy knows
+            raise StorageError(f"--storage {mask_url(url)} is not a database URL SQLAlchemy accepts "
+                               f"({_scrub(exc, url)}); e.g. postgresql://user@host:5432/db") from None
+        except sqlalchemy.exc.SQLAlchemyError as exc:  # e.g. two processes creating a new database's tables
+            if attempt == OPEN_ATTEMPTS - 1 or _refused(exc):
+                raise StorageError(f"cannot open the search storage {mask_url(url)}: "
+                                   f"{_scrub(getattr(exc, 'orig', None) or exc, url)}") from None
             time.sleep(1.0)
     if sqlite_file:
         # Only now: while the storage sets itself up, Optuna reads on a second connection while
         # the first still has a transaction open, which an immediate lock would deadlock.
         sqlalchemy.event.listen(storage.engine, "begin", _begin_immediate)
     return storage
+
+
+def _refused(exc: Exception) -> bool:
+    """A connection the server refused or never answered: trying again will not help."""
+    return isinstance(exc, sqlalchemy.exc.OperationalError) and not isinstance(exc.orig, sqlite3.Error)
 
 
 def open_study(storage: RDBStorage, name: str, sampler=None, pruner=None) -> optuna.Study:

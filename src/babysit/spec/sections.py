@@ -172,6 +172,9 @@ class ModelSpec(Strict):
     batchnorm: bool = False
     bn_momentum: float = Field(0.1, gt=0, le=1)  # PyTorch's default; MM3 uses 0.001 at batch 32
     output_batchnorm: bool = False
+    # several processes (babysit train --nproc N, torchrun): BatchNorm's batch statistics over
+    # the whole global batch (torch's SyncBatchNorm, CUDA only) instead of each rank's share
+    sync_batchnorm: bool = False
     dropout: float = Field(0.0, ge=0, lt=1)
     bias: Union[bool, Literal["auto"]] = "auto"  # auto: no bias in front of a BatchNorm
     init: InitSpec = InitSpec()
@@ -198,7 +201,7 @@ class ModelSpec(Strict):
     def _check(self):
         check_factory(self.kind, self.factory, self.args, "model")
         if self.kind == "python":
-            ignored = stock_fields_set(self, {"kind", "factory", "args", "init"})
+            ignored = stock_fields_set(self, {"kind", "factory", "args", "init", "sync_batchnorm"})
             if ignored:
                 raise ValueError(f"model.{', model.'.join(ignored)} are for babysit's own models (mlp, cnn); "
                                  "a model.kind python network is built by its factory (pass settings in model.args)")

@@ -337,20 +337,26 @@ class Trainer:
             self.stop(f"non-finite loss ({mean_loss}) by step {self.step}; lower optim.lr (now {lr:g}) "
                       "or set train.grad_clip", failed=True)
 
-    def _evaluate(self) -> None:
+    def _measure(self) -> dict:
+        """The evaluation's metrics: val loss and accuracy, and the train probe's."""
         m = evaluate(self.model, self.val_split, loss=self.loss_fn)
         train_m = evaluate(self.model, self.train_probe, loss=self.loss_fn)
         metrics = {"val_loss": m["loss"], "val_acc": m["acc"], "train_probe_loss": train_m["loss"],
                    "train_acc": train_m["acc"]}
         if m["acc"] is None:  # regression: no accuracy
             del metrics["val_acc"], metrics["train_acc"]
+        return metrics
+
+    def _evaluate(self) -> None:
+        metrics = self._measure()
+        val_loss = metrics["val_loss"]
         self.record.log("eval", self.step, **metrics)
-        self.schedule.on_eval(m["loss"])
+        self.schedule.on_eval(val_loss)
         es = self.spec.train.early_stopping
         if es is not None:
-            if m["loss"] < self.best["val_loss"] - es.min_delta:
+            if val_loss < self.best["val_loss"] - es.min_delta:
                 state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                self.best = {"val_loss": m["loss"], "step": self.step, "state": state, "bad_evals": 0}
+                self.best = {"val_loss": val_loss, "step": self.step, "state": state, "bad_evals": 0}
             else:
                 self.best["bad_evals"] += 1
                 if self.best["bad_evals"] >= es.patience:
