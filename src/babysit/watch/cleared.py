@@ -28,10 +28,11 @@ class ClearCheck:
 
     def start(self, step: int) -> None:
         """Observe from `step` (the next to run) for WINDOW optimizer steps."""
-        if not self.params:
+        trained = [p for p in self.params if p.requires_grad]  # fine-tuning freezes some for a while
+        if not trained:
             return
         if not self._handles:
-            self._handles = [p.register_hook(self._on_grad(p)) for p in self.params]
+            self._handles = [p.register_hook(self._on_grad(p)) for p in trained]
             if self.optimizer is not None:
                 self._handles.append(self.optimizer.register_step_post_hook(self._on_step))
         self._left, self._step, self._expect = WINDOW, step, True

@@ -125,7 +125,7 @@ class Watch:
 
     def sample_next(self) -> None:
         """Sample the next step too, whatever the schedule (a run about to stop takes a last look)."""
-        if not self._armed:
+        if self._probe is None:
             self._arm()
 
     def _arm(self) -> None:
