@@ -28,7 +28,7 @@ ALLOWED = {
     "library": {"doctor", "watch"},
 }
 # Whatever retrains sits above the session; the command line above everything.
-TOP = {"repair", "seeds", "finetune", "search", "cli", "cli_runs", "__init__"}
+TOP = {"repair", "seeds", "finetune", "lr_race", "search", "cli", "cli_runs", "__init__"}
 
 
 def _module_name(path: Path) -> str:
