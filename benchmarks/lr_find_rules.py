@@ -49,7 +49,7 @@ from lr_find_quality import CONSTANT, WITHIN, with_overrides  # noqa: E402
 
 from babysit import load_spec  # noqa: E402
 from babysit.data import build_data  # noqa: E402
-from babysit.lr_race import race  # noqa: E402
+from babysit.lr_race import RACE_FACTORS, RACE_RUNGS, RACE_SHIFT, cost, race  # noqa: E402
 from babysit.preflight.lr_find import lr_range_test  # noqa: E402
 from babysit.preflight.lr_rules import FASTAI_RULES  # noqa: E402
 from babysit.session import build_trainer  # noqa: E402
@@ -59,8 +59,9 @@ from babysit.train.evaluate import evaluate  # noqa: E402
 GRID = [10 ** (k / 4) for k in range(-8, 3)]  # multiples of the sweep's minimum
 CURVE_FRACTIONS = (0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3)  # --curves: where val loss is read
 WARM_UP = 20  # untimed sweep steps before the timed sweep
-OURS = "babysit"
-RACE = "race"
+OURS = "babysit"  # the sweep's suggestion: a decade below the smoothed loss's minimum
+RACE = "race"  # babysit.lr_race's choice after the sweep
+LABELS = {OURS: "babysit sweep", RACE: "babysit race"}
 NAMES_BUDGET = ["train.steps=10000", "train.eval_every=1000"]
 PRESETS = {"makemore-bn": NAMES_BUDGET, "makemore-kaiming": NAMES_BUDGET, "makemore-deep": NAMES_BUDGET,
            "digits-mlp": [], "digits-cnn": [], "digits-cnn-augment": []}
@@ -164,7 +165,7 @@ def evaluate_setup(item) -> dict:
     out = {"name": name, "low": low, "best": best, "best_val": val[best], "suggestions": suggestions, "gaps": gaps,
            "race_steps_share": raced.share, "race_wall_share": raced.wall_s / run_s,
            "sweep_wall_share": sweep_s / run_s, "run_steps": steps, "seed": spec.seed,
-           "race": [(c.lr, c.val_loss) for c in raced.candidates]}
+           "race": [(c.lr, c.val_loss, c.steps) for c in raced.candidates]}
     if with_curves:
         out["cells"] = {repr(lr / low): {"val": c["val"], "curves": c["curves"]} for lr, c in cells.items()}
     print(row(out), flush=True)
@@ -188,7 +189,60 @@ def summary(results: list[dict], title: str) -> None:
     print(f"\n{title} ({len(results)} setups)")
     for rule in results[0]["gaps"]:
         k, g, d = scores(results, rule)
-        print(f"  {rule:<16}: within 2% on {k}/{len(results)}, median gap {100 * g:.2f}%, diverged {d}")
+        print(f"  {LABELS.get(rule, rule):<16}: within 2% on {k}/{len(results)}, median gap {100 * g:.2f}%, diverged {d}")
+
+
+# Races replayed from the recorded curves: with a constant lr and the same seed, a race candidate's
+# run is the first steps of the grid's first-seed run at that lr.
+MATCH = 0.01  # a grid cell stands for a factor when their logs differ by less than this
+
+
+def _factor_key(cells: dict, factor: float) -> str | None:
+    key = min(cells, key=lambda k: abs(math.log(float(k) / factor)))
+    return key if abs(math.log(float(key) / factor)) < MATCH else None
+
+
+def _val_at(cells: dict, key: str, share: float, steps: int, late: bool) -> float:
+    """The candidate's val loss after `share` of the run's steps or, with `late`, its mean over the
+    evaluations in the second half of its race (CURVE_FRACTIONS from share/2 to share)."""
+    points = dict((s, v) for s, v in cells[key]["curves"][0])
+    fractions = [f for f in CURVE_FRACTIONS if share / 2 - 1e-9 <= f <= share + 1e-9] if late else [share]
+    vs = [points.get(max(1, round(f * steps)), math.inf) for f in fractions]
+    v = sum(vs) / len(vs)
+    return v if math.isfinite(v) else math.inf
+
+
+def replay(setup: dict, factors: tuple[float, ...], rungs: tuple[tuple[float, int], ...],
+           tolerance: float = 0.0, shift: int = 0, late: bool = False) -> float:
+    """The gap of the lr a race chooses: all candidates run to rungs[0]'s share, the best `keep`
+    of them go on to the next rung's share, and so on; at the last rung the lowest lr within
+    `tolerance` of the best val loss wins, moved `shift` quarter decades."""
+    cells, steps = setup["cells"], setup["run_steps"]
+    alive = [_factor_key(cells, f) for f in factors]
+    if None in alive:
+        return math.nan
+    vals = {}
+    for share, keep in rungs:
+        vals = {k: _val_at(cells, k, share, steps, late) for k in alive}
+        alive = sorted(alive, key=lambda k: (vals[k], float(k)))[:keep]
+    best = min(vals.values())
+    chosen = min((k for k in vals if vals[k] <= best * (1 + tolerance)), key=float)
+    key = _factor_key(cells, float(chosen) * 10 ** (shift / 4))
+    if key is None:
+        return math.nan
+    return cells[key]["val"] / min(c["val"] for c in cells.values()) - 1
+
+
+def check_replay(setups: list[dict]) -> float:
+    """Largest relative difference between a race the benchmark ran and its replay from the curves."""
+    worst = 0.0
+    for s in setups:
+        for lr, val, steps in s["race"]:
+            key = _factor_key(s["cells"], lr / s["low"])
+            recorded = dict((st, v) for st, v in s["cells"][key]["curves"][0]).get(steps)
+            if recorded is not None and math.isfinite(val):
+                worst = max(worst, abs(recorded - val) / val)
+    return worst
 
 
 def main() -> None:
@@ -196,8 +250,20 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="setups trained at once (one core each)")
     ap.add_argument("--only", nargs="+", help="these setups only")
     ap.add_argument("--setups", choices=["tuned", "held-out", "all"], default="all")
-    ap.add_argument("--curves", type=Path, help="also record val-loss curves of every grid run here (JSON)")
+    ap.add_argument("--curves", type=Path,
+                    help="also record val-loss curves of every grid run: one JSON line per setup, as each ends")
+    ap.add_argument("--summarize", type=Path, help="no training: the summary of a --curves file, its races "
+                    "replayed with babysit.lr_race's current settings")
     args = ap.parse_args()
+    if args.summarize:
+        results = [json.loads(line) for line in args.summarize.read_text().splitlines() if line.strip()]
+        print(f"races replayed from {args.summarize}'s curves with babysit.lr_race's settings (a replay of the "
+              f"races the benchmark ran differs from them by at most {100 * check_replay(results):.4f}%)")
+        for r in results:
+            r["gaps"][RACE] = replay(r, RACE_FACTORS, RACE_RUNGS, shift=RACE_SHIFT)
+            r["race_steps_share"] = cost(len(RACE_FACTORS), RACE_RUNGS)
+        report(results, set(PRESETS) | {p.stem for p in (HERE / "broken").glob("healthy-*.yaml")})
+        return
     with tempfile.TemporaryDirectory() as tmp:
         blobs = str(write_blobs(Path(tmp) / "blobs.npz"))
         groups = {"tuned": tuned(blobs) if args.setups != "held-out" else {},
@@ -206,18 +272,38 @@ def main() -> None:
                  if not args.only or name in args.only]
         print("setup, best lr tried, then per rule (" + "; ".join([OURS, *(f"fastai {r}" for r in FASTAI_RULES), RACE])
               + "): suggested lr:gap; the race's wall time as a share of one run", flush=True)
-        if args.jobs > 1:
-            with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-                results = pool.map(evaluate_setup, items, chunksize=1)
-        else:
-            results = [evaluate_setup(item) for item in items]
-    if args.curves:
-        args.curves.write_text(json.dumps(results))
+        results = []
+        with multiprocessing.get_context("spawn").Pool(args.jobs) if args.jobs > 1 else _Serial() as pool:
+            for result in pool.imap(evaluate_setup, items, chunksize=1):
+                results.append(result)
+                if args.curves:
+                    with args.curves.open("a") as f:
+                        f.write(json.dumps(result) + "\n")
+    report(results, set(groups["tuned"]))
+
+
+class _Serial:
+    """Pool's imap in this process (--jobs 1)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    @staticmethod
+    def imap(fn, items, chunksize=1):
+        return map(fn, items)
+
+
+def report(results: list[dict], tuned_names: set[str]) -> None:
+    """Every setup's row, each rule's scores (held out and tuned-on apart), the race's compute
+    share and, last, the issue's line."""
     print()
     for r in results:
         print(row(r))
-    tuned_results = [r for r in results if r["name"] in groups["tuned"]]
-    held = [r for r in results if r["name"] in groups["held-out"]]
+    tuned_results = [r for r in results if r["name"] in tuned_names]
+    held = [r for r in results if r["name"] not in tuned_names]
     for title, group in (("held out", held), ("tuned on", tuned_results)):
         if group:
             summary(group, title)

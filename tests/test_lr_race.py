@@ -8,8 +8,9 @@ from click.testing import CliRunner
 
 from babysit.cli import main
 from babysit.data import build_data
-from babysit.errors import SpecError
-from babysit.lr_race import RACE_FACTORS, RACE_SHARE, race, run_steps, write_spec_with_lr
+from babysit.errors import SpecError, TrainingError
+from babysit.lr_race import (QUARTER_DECADE, RACE_FACTORS, RACE_RUNGS, RACE_SHIFT, cost, race, race_spec, run_steps,
+                             write_spec_with_lr)
 from babysit.preflight.lr_find import lr_range_test
 from babysit.session import build_trainer
 from babysit.spec import load_spec
@@ -29,14 +30,31 @@ def test_candidates_spread_below_the_sweeps_minimum_and_the_best_val_loss_wins(r
     _, _, sweep, result, _ = raced
     assert [c.lr for c in result.candidates] == pytest.approx([sweep.falling[1] * f for f in RACE_FACTORS])
     best = min(result.candidates, key=lambda c: c.val_loss)
-    assert result.chosen == best.lr
+    assert result.winner is best and result.chosen == pytest.approx(best.lr * QUARTER_DECADE ** RACE_SHIFT)
     assert len({round(c.val_loss, 6) for c in result.candidates}) == len(RACE_FACTORS)  # they really differ
 
 
 def test_the_race_costs_its_share_of_one_run(raced):
     _, _, _, result, _ = raced
-    assert result.steps_each == round(RACE_SHARE * 200)
-    assert result.share == pytest.approx(len(RACE_FACTORS) * RACE_SHARE)
+    assert result.share == pytest.approx(cost(len(RACE_FACTORS), RACE_RUNGS), abs=0.01)
+    assert result.share <= 0.30  # the bar
+
+
+def test_cost_counts_every_candidate_to_the_first_rung_and_survivors_on():
+    assert cost(3, ((0.1, 1),)) == pytest.approx(0.3)
+    assert cost(4, ((0.05, 2), (0.15, 1))) == pytest.approx(4 * 0.05 + 2 * 0.10)
+
+
+def test_successive_halving_resumes_the_best_and_matches_a_straight_run(raced, tmp_path):
+    spec, data, sweep, _, _ = raced
+    result = race(spec, sweep, data, factors=(0.03, 0.1, 0.3), rungs=((0.05, 1), (0.15, 1)), shift=-1)
+    steps = sorted(c.steps for c in result.candidates)
+    assert steps == [10, 10, 30]  # two stop at the first rung, the best goes on
+    assert result.share == pytest.approx(cost(3, ((0.05, 1), (0.15, 1))))
+    straight = build_trainer(race_spec(spec, result.winner.lr, 30), tmp_path / "straight", progress=False,
+                             data=data, doctor=False, checks=()).fit()
+    assert result.winner.steps == 30 and result.winner.val_loss == pytest.approx(straight["val_loss"], rel=1e-6)
+    assert result.chosen == pytest.approx(result.winner.lr / QUARTER_DECADE)
 
 
 def test_a_candidate_is_the_specs_own_run_cut_short(raced, tmp_path):
@@ -50,16 +68,19 @@ def test_a_candidate_is_the_specs_own_run_cut_short(raced, tmp_path):
 
 def test_the_race_reports_each_candidate_as_it_finishes(raced):
     *_, result, lines = raced
-    assert lines[0].startswith("race: 3 candidate lrs, 20 steps each (30% of one run's 200 steps")
-    assert len(lines) == 2 + len(RACE_FACTORS) and lines[-1].startswith(f"race chose lr {result.chosen:.3g}")
+    assert lines[0].startswith(f"race: {len(RACE_FACTORS)} candidate lrs to {100 * RACE_RUNGS[0][0]:g}% of the run's 200 steps")
+    assert len(lines) == 2 + len(result.candidates) + sum(k for _, k in RACE_RUNGS[:-1])
+    assert lines[-1].startswith(f"race chose lr {result.chosen:.3g}")
 
 
 def test_a_diverged_candidate_never_wins():
     spec = load_spec("digits-mlp", ["train.steps=100", "optim.name=sgd", "optim.weight_decay=0"])
     sweep = lr_range_test(spec, steps=100)
-    result = race(spec, sweep, factors=(1e5, 0.1), share=0.2)
+    result = race(spec, sweep, factors=(1e5, 0.1), rungs=((0.2, 1),), shift=0)
     assert math.isinf(result.candidates[0].val_loss)
     assert result.chosen == result.candidates[1].lr
+    with pytest.raises(TrainingError, match="every race candidate diverged"):
+        race(spec, sweep, factors=(1e5,), rungs=((0.2, 1),))
 
 
 def test_an_epochs_budget_counts_the_steps_the_trainer_would_take(raced, tmp_path):

@@ -16,33 +16,39 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from babysit.data import Dataset, build_data
-from babysit.errors import SpecError
+from babysit.errors import SpecError, TrainingError
 from babysit.layout import atomic_write_text
 from babysit.preflight.lr_find import LRFindResult
 from babysit.session import build_trainer
 from babysit.spec import Spec, dump_spec, spec_from_dict
 from babysit.train.batches import BatchSampler
 
-# Candidates as multiples of the sweep's loss minimum, and each one's share of the run's steps:
-# chosen on benchmarks/lr_find_rules.py's 21 setups (see benchmarks/lr_race_design.py).
+# Candidates as multiples of the sweep's loss minimum; the rungs of successive halving as (share of
+# the run's steps each survivor has trained by the rung's end, how many go on to the next rung);
+# the winner then moved RACE_SHIFT quarter decades (a short race favours lrs that make fast
+# progress over ones that end lower). All chosen on benchmarks/lr_find_rules.py's 21 setups
+# (benchmarks/lr_race_design.py replays every design on their recorded val-loss curves).
 RACE_FACTORS = (10 ** -1.5, 10 ** -1.0, 10 ** -0.5)
-RACE_SHARE = 0.10
+RACE_RUNGS = ((0.10, 1),)
+RACE_SHIFT = 0
+QUARTER_DECADE = 10 ** 0.25  # the benchmark grid's step: the unit of RACE_SHIFT
 
 
 @dataclass
 class Candidate:
     lr: float
     factor: float  # lr / the sweep's loss minimum
-    val_loss: float  # inf when the run diverged
-    steps: int
+    val_loss: float = math.inf  # at the last rung it reached; inf when the run diverged
+    steps: int = 0  # trained so far
 
 
 @dataclass
 class RaceResult:
     run_steps: int  # one full run of the spec
-    steps_each: int  # each candidate's training steps
     candidates: list[Candidate] = field(default_factory=list)
     chosen: float = math.nan
+    winner: Optional[Candidate] = None
+    shift: int = 0  # quarter decades from the winner's lr to the chosen one
     wall_s: float = 0.0
 
     @property
@@ -54,20 +60,34 @@ class RaceResult:
         """The race's training steps as a share of one full run's."""
         return self.steps / self.run_steps
 
-    def header(self, n: int) -> str:
-        return (f"race: {n} candidate lrs, {self.steps_each} steps each "
-                f"({100 * n * self.steps_each / self.run_steps:.0f}% of one run's {self.run_steps} steps in all)")
-
-    @staticmethod
-    def line(c: Candidate) -> str:
+    def line(self, c: Candidate) -> str:
         loss = "diverged" if math.isinf(c.val_loss) else f"{c.val_loss:.4f}"
-        return f"  lr {c.lr:.3g} ({c.factor:.3g} x the sweep's minimum): val loss {loss}"
+        return (f"  lr {c.lr:.3g} ({c.factor:.3g} x the sweep's minimum): val loss {loss} "
+                f"after {c.steps} steps ({100 * c.steps / self.run_steps:.3g}% of the run)")
 
     def choice(self) -> str:
-        return f"race chose lr {self.chosen:.3g}: the lowest val loss ({self.wall_s:.1f} s)"
+        moved = f" (lr {self.winner.lr:.3g}), moved {self.shift:+d} quarter decades" if self.shift else ""
+        return (f"race chose lr {self.chosen:.3g}: the lowest val loss{moved}; the race trained "
+                f"{100 * self.share:.0f}% of one run's {self.run_steps} steps ({self.wall_s:.1f} s)")
 
     def __str__(self) -> str:
-        return "\n".join([self.header(len(self.candidates)), *map(self.line, self.candidates), self.choice()])
+        return "\n".join([*map(self.line, self.candidates), self.choice()])
+
+
+def plan(factors: tuple[float, ...], rungs: tuple[tuple[float, int], ...], run_steps: int) -> str:
+    parts = [f"{len(factors)} candidate lrs to {100 * rungs[0][0]:g}% of the run's {run_steps} steps"]
+    parts += [f"the best {keep} on to {100 * share:g}%" for (_, keep), (share, _) in zip(rungs, rungs[1:])]
+    return "race: " + ", ".join(parts)
+
+
+def cost(n: int, rungs: tuple[tuple[float, int], ...]) -> float:
+    """The race's training steps as a share of one run's: every candidate to the first rung, the
+    survivors of each rung from there to the next."""
+    alive, done, total = n, 0.0, 0.0
+    for share, keep in rungs:
+        total += alive * (share - done)
+        alive, done = min(alive, keep), share
+    return total
 
 
 def run_steps(spec: Spec, data: Dataset) -> int:
@@ -93,28 +113,37 @@ def race_spec(spec: Spec, lr: float, steps: int) -> Spec:
 
 
 def race(spec: Spec, sweep: LRFindResult, data: Optional[Dataset] = None,
-         factors: tuple[float, ...] = RACE_FACTORS, share: float = RACE_SHARE,
-         echo: Optional[Callable[[str], None]] = None) -> RaceResult:
-    """Train each candidate (factor x the sweep's loss minimum) for `share` of the run's steps;
-    the lowest final val loss wins (a diverged candidate never does). `echo` gets the plan, each
-    candidate as it finishes, and the choice."""
+         factors: tuple[float, ...] = RACE_FACTORS, rungs: tuple[tuple[float, int], ...] = RACE_RUNGS,
+         shift: int = RACE_SHIFT, echo: Optional[Callable[[str], None]] = None) -> RaceResult:
+    """Successive halving among `factors` x the sweep's loss minimum: at each rung every survivor
+    trains on (resumed from its checkpoint) to the rung's share of the run's steps, and the `keep`
+    with the lowest val loss go on (a diverged candidate never does). The last rung's best,
+    moved `shift` quarter decades, is the choice. `echo` gets the plan, each candidate's val loss
+    at each rung, and the choice."""
     echo = echo or (lambda _: None)
     data = data if data is not None else build_data(spec.data)
     total = run_steps(spec, data)
-    result = RaceResult(run_steps=total, steps_each=max(1, round(share * total)))
-    echo(result.header(len(factors)))
+    result = RaceResult(run_steps=total, candidates=[Candidate(sweep.falling[1] * f, f) for f in factors], shift=shift)
+    echo(plan(factors, rungs, total))
     t0 = time.perf_counter()
+    alive = list(result.candidates)
     with tempfile.TemporaryDirectory(prefix="babysit-race-") as tmp:
-        for k, factor in enumerate(factors):
-            lr = sweep.falling[1] * factor
-            summary = build_trainer(race_spec(spec, lr, result.steps_each), Path(tmp) / f"candidate-{k}",
-                                    progress=False, data=data, doctor=False, checks=()).fit()
-            val = summary["val_loss"]
-            ok = summary["stopped"] is None and math.isfinite(val)
-            result.candidates.append(Candidate(lr, factor, val if ok else math.inf, result.steps_each))
-            echo(result.line(result.candidates[-1]))
+        for share, keep in rungs:
+            steps = max(1, round(share * total))
+            for c in alive:
+                summary = build_trainer(race_spec(spec, c.lr, steps), Path(tmp) / f"lr-{c.factor:.6g}",
+                                        resume=c.steps > 0, progress=False, data=data, doctor=False,
+                                        checks=()).fit()
+                ok = summary["stopped"] is None and math.isfinite(summary["val_loss"])
+                c.val_loss, c.steps = (summary["val_loss"] if ok else math.inf), steps
+                echo(result.line(c))
+            alive = sorted((c for c in alive if math.isfinite(c.val_loss)), key=lambda c: (c.val_loss, c.lr))[:keep]
+            if not alive:
+                raise TrainingError(f"every race candidate diverged ({', '.join(f'{c.lr:.3g}' for c in result.candidates)}); "
+                                    "the sweep's range is off: check the spec with `babysit check`")
     result.wall_s = time.perf_counter() - t0
-    result.chosen = min(result.candidates, key=lambda c: (c.val_loss, c.lr)).lr
+    result.winner = alive[0]
+    result.chosen = result.winner.lr * QUARTER_DECADE ** shift
     echo(result.choice())
     return result
 
