@@ -213,14 +213,14 @@ def _val_at(cells: dict, key: str, share: float, steps: int, late: bool) -> floa
 
 
 def replay(setup: dict, factors: tuple[float, ...], rungs: tuple[tuple[float, int], ...],
-           tolerance: float = 0.0, shift: int = 0, late: bool = False) -> float:
-    """The gap of the lr a race chooses: all candidates run to rungs[0]'s share, the best `keep`
+           tolerance: float = 0.0, shift: int = 0, late: bool = False) -> tuple[float, float]:
+    """(lr, gap) of the lr a race chooses (nan, nan when it leaves the grid): all candidates run to rungs[0]'s share, the best `keep`
     of them go on to the next rung's share, and so on; at the last rung the lowest lr within
     `tolerance` of the best val loss wins, moved `shift` quarter decades."""
     cells, steps = setup["cells"], setup["run_steps"]
     alive = [_factor_key(cells, f) for f in factors]
     if None in alive:
-        return math.nan
+        return math.nan, math.nan
     vals = {}
     for share, keep in rungs:
         vals = {k: _val_at(cells, k, share, steps, late) for k in alive}
@@ -229,8 +229,8 @@ def replay(setup: dict, factors: tuple[float, ...], rungs: tuple[tuple[float, in
     chosen = min((k for k in vals if vals[k] <= best * (1 + tolerance)), key=float)
     key = _factor_key(cells, float(chosen) * 10 ** (shift / 4))
     if key is None:
-        return math.nan
-    return cells[key]["val"] / min(c["val"] for c in cells.values()) - 1
+        return math.nan, math.nan
+    return float(key) * setup["low"], cells[key]["val"] / min(c["val"] for c in cells.values()) - 1
 
 
 def check_replay(setups: list[dict]) -> float:
@@ -260,7 +260,7 @@ def main() -> None:
         print(f"races replayed from {args.summarize}'s curves with babysit.lr_race's settings (a replay of the "
               f"races the benchmark ran differs from them by at most {100 * check_replay(results):.4f}%)")
         for r in results:
-            r["gaps"][RACE] = replay(r, RACE_FACTORS, RACE_RUNGS, shift=RACE_SHIFT)
+            r["suggestions"][RACE], r["gaps"][RACE] = replay(r, RACE_FACTORS, RACE_RUNGS, shift=RACE_SHIFT)
             r["race_steps_share"] = cost(len(RACE_FACTORS), RACE_RUNGS)
         report(results, set(PRESETS) | {p.stem for p in (HERE / "broken").glob("healthy-*.yaml")})
         return

@@ -11,7 +11,7 @@ costs at most MAX_SHARE of one run, plus successive halving (the better half of 
 trained on to a longer share); each design also in variants that counter the short race's bias
 towards high lrs (a short run rewards fast progress; the full run rewards the lower loss a lower lr
 settles at): the lowest lr whose val loss is within TOLERANCES of the race's best, and the winner
-moved SHIFTS quarter decades down. Prints the best designs by (setups within 2%, median gap) on
+moved SHIFTS quarter decades down. Prints the best designs by (setups within 2%, median gap, worst gap, cost) on
 the tuned setups only; --held-out then scores the top designs on the held-out setups, which never
 chose anything.
 """
@@ -54,7 +54,7 @@ def designs():
 def score(setups: list[dict], design) -> tuple[int, float, float]:
     """(setups within 2%, median gap, worst gap); a design that leaves the grid on any setup: None."""
     _, factors, rungs, _, tolerance, shift, late = design
-    gaps = sorted(replay(s, factors, rungs, tolerance, shift, late) for s in setups)
+    gaps = sorted(replay(s, factors, rungs, tolerance, shift, late)[1] for s in setups)
     if any(math.isnan(g) for g in gaps):
         return None
     return sum(g <= WITHIN for g in gaps), gaps[len(gaps) // 2], gaps[-1]
@@ -76,10 +76,10 @@ def main() -> None:
         scored = score(setups, design)
         if scored is not None:
             k, median, worst = scored
-            rows.append((-k, median, design[3], design[0], worst, design))
-    rows.sort(key=lambda r: r[:4])
+            rows.append((-k, median, worst, design[3], design[0], design))
+    rows.sort(key=lambda r: r[:5])
     print(f"{'design':<64} within 2%  median gap  worst gap  cost" + ("  held out" if args.held_out else ""))
-    for k, median, cost, name, worst, design in rows[:args.top]:
+    for k, median, worst, cost, name, design in rows[:args.top]:
         line = f"{name:<64} {-k:>5}/{len(setups)}   {100 * median:8.2f}%  {100 * worst:8.1f}%  {100 * cost:3.0f}%"
         if args.held_out and held:
             h = score(held, design)

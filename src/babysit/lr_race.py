@@ -4,7 +4,9 @@ The sweep shows where the loss falls, not which lr in that range trains best ove
 (LECTURES.md §2: "find the learning rate first", then coarse search). The race trains a few
 candidate lrs, spread over the upper part of the falling range, each for a small share of the
 run's budget at a constant lr, on the spec's own model, data and optimizer (same seed: the same
-init and batch order for every candidate), and keeps the one with the lowest val loss.
+init and batch order for every candidate), and keeps the one with the lowest val loss; with more
+than one rung, successive halving: only the best candidates train on, resumed from their
+checkpoints, so a longer look costs less than training every candidate that long.
 """
 from __future__ import annotations
 
