@@ -168,7 +168,8 @@ def check(spec, overrides, as_json):
 @click.option("--race/--no-race", "do_race", default=False, show_default=True,
               help="After the sweep, train a few candidate lrs for a short share of the run each and keep "
                    "the one with the lowest val loss.")
-@click.option("--write", type=click.Path(path_type=Path), help="Write SPEC with the suggested lr to this new YAML file.")
+@click.option("--write", type=click.Path(path_type=Path),
+              help="Write SPEC with the suggested lr to this new YAML file.")
 def lr_find(spec, overrides, steps, start, end, out, do_race, write):
     """Learning-rate range test on SPEC's model, optimizer and batch: an exponential sweep from
     --start to --end that stops when the loss passes 3x its start. Prints the range where the loss

@@ -141,8 +141,9 @@ def race(spec: Spec, sweep: LRFindResult, data: Optional[Dataset] = None,
                 echo(result.line(c))
             alive = sorted((c for c in alive if math.isfinite(c.val_loss)), key=lambda c: (c.val_loss, c.lr))[:keep]
             if not alive:
-                raise TrainingError(f"every race candidate diverged ({', '.join(f'{c.lr:.3g}' for c in result.candidates)}); "
-                                    "the sweep's range is off: check the spec with `babysit check`")
+                tried = ", ".join(f"{c.lr:.3g}" for c in result.candidates)
+                raise TrainingError(f"every race candidate diverged (lr {tried}); the sweep's range is off: "
+                                    "check the spec with `babysit check`")
     result.wall_s = time.perf_counter() - t0
     result.winner = alive[0]
     result.chosen = result.winner.lr * QUARTER_DECADE ** shift
