@@ -40,7 +40,7 @@ def designs():
             label = "x" + ",".join(f"{f:.3g}" for f in factors)
             plans = [(f"@{100 * share:g}%", ((share, 1),), n * share) for share in CURVE_FRACTIONS]
             keep = max(1, n // 2)  # successive halving: the better half go on
-            plans += [(f"@{100 * s1:g}%, best {keep} to {100 * s2:g}%", ((s1, n), (s2, 1)), n * s1 + keep * (s2 - s1))
+            plans += [(f"@{100 * s1:g}%, best {keep} to {100 * s2:g}%", ((s1, keep), (s2, 1)), n * s1 + keep * (s2 - s1))
                       for s1, s2 in product(CURVE_FRACTIONS, CURVE_FRACTIONS) if s2 > s1 and n >= 3]
             for plan, rungs, cost in plans:
                 if cost > MAX_SHARE + 1e-9:
