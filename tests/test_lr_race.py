@@ -29,7 +29,9 @@ def raced():
 def test_candidates_spread_below_the_sweeps_minimum_and_the_best_val_loss_wins(raced):
     _, _, sweep, result, _ = raced
     assert [c.lr for c in result.candidates] == pytest.approx([sweep.falling[1] * f for f in RACE_FACTORS])
-    best = min(result.candidates, key=lambda c: c.val_loss)
+    finalists = [c for c in result.candidates if c.steps == max(c.steps for c in result.candidates)]
+    assert len(finalists) == (RACE_RUNGS[-2][1] if len(RACE_RUNGS) > 1 else len(RACE_FACTORS))
+    best = min(finalists, key=lambda c: c.val_loss)
     assert result.winner is best and result.chosen == pytest.approx(best.lr * QUARTER_DECADE ** RACE_SHIFT)
     assert len({round(c.val_loss, 6) for c in result.candidates}) == len(RACE_FACTORS)  # they really differ
 
@@ -107,7 +109,8 @@ def test_cli_races_and_writes_the_spec(tmp_path):
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert sum("x the sweep's minimum): val loss" in line for line in lines) == len(RACE_FACTORS)
+    reports = len(RACE_FACTORS) + sum(keep for _, keep in RACE_RUNGS[:-1])  # each candidate at each rung it ran
+    assert sum("x the sweep's minimum): val loss" in line for line in lines) == reports
     chosen = float(lines[-1].removeprefix("suggested lr: "))
     assert f"race chose lr {chosen:.3g}" in result.output
     assert yaml.safe_load(out.read_text())["optim"]["lr"] == chosen
