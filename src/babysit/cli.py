@@ -226,19 +226,37 @@ def check(spec, overrides, as_json):
 @click.option("--end", default=10.0, show_default=True, help="Last learning rate.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("lr_find.png"), show_default=True,
               help="Where the plot goes.")
-def lr_find(spec, overrides, steps, start, end, out):
+@click.option("--race/--no-race", "do_race", default=False, show_default=True,
+              help="After the sweep, train a few candidate lrs for a short share of the run each and keep "
+                   "the one with the lowest val loss.")
+@click.option("--write", type=click.Path(path_type=Path),
+              help="Write SPEC with the suggested lr to this new YAML file.")
+def lr_find(spec, overrides, steps, start, end, out, do_race, write):
     """Learning-rate range test on SPEC's model, optimizer and batch: an exponential sweep from
     --start to --end that stops when the loss passes 3x its start. Prints the range where the loss
-    falls and a suggested lr (a decade below the lowest loss), and saves the plot."""
+    falls and a suggested lr (a decade below the lowest loss), and saves the plot. With --race,
+    a short race among candidates in the falling range chooses the lr instead. Ends with
+    `suggested lr: X`."""
+    from babysit.data import build_data
     from babysit.layout import check_writable
+    from babysit.lr_race import race, refuse_existing, write_spec_with_lr
     from babysit.preflight.lr_find import lr_range_test
     from babysit.report.plots import lr_find_figure, save_figure
 
-    s = load_spec(spec, list(overrides))
+    spec = load_spec(spec, list(overrides))
     check_writable(out)  # before the sweep, not after it
-    result = lr_range_test(s, start=start, end=end, steps=steps)
+    if write is not None:
+        refuse_existing(write)  # before any training
+    data = build_data(spec.data)  # once: the sweep and every race candidate see the same splits
+    result = lr_range_test(spec, data, start=start, end=end, steps=steps)
     click.echo(str(result))
     click.echo(f"plot: {save_figure(lr_find_figure(result), out)}")
+    lr = race(spec, result, data, echo=click.echo).chosen if do_race else result.suggested
+    lr = float(f"{lr:.3g}")
+    if write is not None:
+        write_spec_with_lr(spec, lr, write)
+        click.echo(f"wrote {write} (optim.lr={lr:g})")
+    click.echo(f"suggested lr: {lr:g}")
 
 
 @main.command()

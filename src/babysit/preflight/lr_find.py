@@ -39,6 +39,7 @@ class LRFindResult:
     stopped_at: Optional[float] = None  # lr where the loss blew up (None: the sweep ended first)
     falling: tuple[float, float] = (math.nan, math.nan)
     suggested: float = math.nan
+    planned_steps: int = 0  # the sweep's length had it not blown up (fastai's rules trim a tenth of it)
 
     def __str__(self) -> str:
         blew = f"{self.stopped_at:.2e}" if self.stopped_at else "not reached"
@@ -71,7 +72,7 @@ def sweep(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: Callab
     if isinstance(optimizer, torch.optim.LBFGS):
         raise TrainingError("the lr range test needs a first-order optimizer; L-BFGS does its own line search")
     factor = (end / start) ** (1.0 / max(steps - 1, 1))
-    result = LRFindResult()
+    result = LRFindResult(planned_steps=steps)
     avg, first = 0.0, None
     model.train()
     for i in range(steps):
