@@ -1,8 +1,24 @@
+import os
 from pathlib import Path
 
 import pytest
+import torch
+
+from babysit.build import DEVICE_ENV
 
 from babysit.spec import load_spec
+
+
+# The one device of the suite: the CPU unless BABYSIT_TEST_DEVICE says otherwise (cuda on a GPU
+# machine). Every spec's train.device "auto", every load_run and every CLI subprocess resolve to it
+# through BABYSIT_DEVICE, so a test's own tensors go to the `device` fixture and meet the model there.
+TEST_DEVICE = torch.device(os.environ.get("BABYSIT_TEST_DEVICE", "cpu"))
+os.environ[DEVICE_ENV] = str(TEST_DEVICE)
+
+
+@pytest.fixture
+def device() -> torch.device:
+    return TEST_DEVICE
 
 
 @pytest.fixture
