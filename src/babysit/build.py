@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
@@ -29,3 +31,29 @@ def select_device(name: str = "auto") -> torch.device:
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+# cuBLAS is deterministic only with a fixed workspace (NVIDIA's cuBLAS docs, "Results
+# reproducibility"); read when a cuBLAS handle is made, so set before the first matrix product.
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+@contextmanager
+def deterministic(on: bool) -> Iterator[None]:
+    """train.deterministic: torch's deterministic algorithms (an op without one warns, it does not
+    stop the run: Watch's histograms use bincount, which has none on CUDA and does not touch the
+    weights), cuDNN's deterministic kernels without autotuning, cuBLAS's fixed workspace. The
+    previous settings come back on exit."""
+    if not on:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2], before[3]

@@ -123,6 +123,11 @@ class Watch:
     def _is_sampled(self, step: int) -> bool:
         return step in self.early or step % self.every == 0
 
+    @property
+    def sampling(self) -> bool:
+        """The next step is sampled (hooks attached): a captured Trainer runs it eagerly."""
+        return self._probe is not None
+
     def sample_next(self) -> None:
         """Sample the next step too, whatever the schedule (a run about to stop takes a last look)."""
         if self._probe is None:
