@@ -37,7 +37,7 @@ BABYSIT_TEST_DEVICE=cuda timeout 260 python3 -m pytest -q -n 8 -p no:cacheprovid
 timeout 220 python3 benchmarks/gpu_throughput.py --rounds 3 --seconds 1.5 2>&1 | tee "$O/throughput.txt"
 
 # 3. kill-and-resume with train.deterministic: true (the uninterrupted run's final loss, exactly)
-timeout 90 python3 benchmarks/gpu_resume_check.py --out "$O/resume" 2>&1 | tail -4 | tee "$O/resume.txt"
+timeout 90 python3 benchmarks/gpu_resume_check.py --out "$O/resume" 2>&1 | tail -5 | tee "$O/resume.txt"
 
 # 4. makemore-bn, 200,000 steps with graphs: val loss within 0.01 of the CPU run's
 timeout 100 python3 -m babysit.cli train makemore-bn --out "$O/bn_graph" --set train.compile=graph \
