@@ -77,6 +77,33 @@ def why_not(trainer) -> Optional[str]:
     return None
 
 
+class LaggedRead:
+    """A device number read one call late without waiting for the device: each call starts a
+    non-blocking copy to pinned host memory and returns the previous call's number (finished by
+    then, as GUARD_EVERY replays were queued after it). The guard's check of a window thus lands one
+    window later: a fault at step k still stops the run by step k + 2 x GUARD_EVERY."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.host = torch.zeros(1, pin_memory=self.cuda)
+        self.pending = None
+
+    def swap(self, value: torch.Tensor, meta):
+        out = None
+        if self.pending is not None:
+            event, previous = self.pending
+            if event is not None:
+                event.synchronize()
+            out = float(self.host[0]), previous
+        self.host.copy_(value.reshape(1), non_blocking=self.cuda)
+        event = None
+        if self.cuda:
+            event = torch.cuda.Event()
+            event.record()
+        self.pending = (event, meta)
+        return out
+
+
 class GraphStep:
     """The Trainer's step as one CUDA graph. `step()` returns that step's loss (a view into the
     ring, valid until the ring comes round: `ring_size` steps, at least the Trainer's longest
@@ -94,6 +121,7 @@ class GraphStep:
         self.host_lr = [float(g["lr"]) for g in trainer.optimizer.param_groups]
         self.params = [p for p in trainer.model.parameters() if p.requires_grad]
         self.graph: Optional[torch.cuda.CUDAGraph] = None
+        self.lagged = LaggedRead(device)  # the Trainer's guard, without a sync per check
         self.warm = 0
         self._epoch = None
         if device.type == "cuda" and type(trainer.optimizer).__name__ in CAPTURABLE:

@@ -321,12 +321,21 @@ class Trainer:
         n = self.loss_count - mark_count
         if n <= 0:
             return
-        mean = float(self.loss_sum - mark_sum) / n  # the guard's one host sync
+        window = self.loss_sum - mark_sum
         self._guard_mark = (self.loss_sum.clone(), self.loss_count)
+        end = self.step
+        if self.graph is None:
+            total = float(window)  # the guard's one host sync
+        else:  # a replayed step must not wait: the previous window's sum, copied meanwhile
+            read = self.graph.lagged.swap(window, (n, end))
+            if read is None:
+                return
+            total, (n, end) = read
+        mean = total / n
         first = self.first_loss
         if not math.isfinite(mean) or (first is not None and first > 0 and mean > DIVERGE_FACTOR * first):
             what = "turned non-finite" if not math.isfinite(mean) else f"passed 3x its first value ({first:.4g})"
-            self._last_look = (f"the loss {what}: mean {mean:.4g} over steps {self.step - n + 1}-{self.step}; "
+            self._last_look = (f"the loss {what}: mean {mean:.4g} over steps {end - n + 1}-{end}; "
                                "lower optim.lr or set train.grad_clip")
             # one more step, sampled, before the flush that stops the run: the doctor then sees the
             # faulty updates (update:data) and activations, not only the loss

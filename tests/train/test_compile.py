@@ -84,3 +84,23 @@ def test_the_captured_body_trains_exactly_as_the_eager_step(tmp_path, digits_spe
     assert resumed.watch.losses == pytest.approx(eager.watch.losses[30:], abs=1e-5)
     assert [s["step"] for s in resumed.watch.samples] == [s["step"] for s in eager.watch.samples
                                                           if s["step"] > 30]
+
+
+def test_with_a_captured_step_the_guard_reads_one_window_late_and_still_stops_by_k_plus_20(
+        tmp_path, digits_spec, monkeypatch):
+    class PoisonAt(Callback):  # a NaN weight at step 61 (the step hook only poisons: nothing is read)
+        def on_step_end(self, trainer, step, loss):
+            if step == 61:
+                with torch.no_grad():
+                    trainer.model.out.weight[0, 0] = float("nan")
+
+    monkeypatch.setattr(graphs, "plan", lambda trainer: (True, None))
+    spec = digits_spec("train.checkpoint_every=50", "train.log_every=100", "train.eval_every=100", steps=400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = build_trainer(spec, tmp_path, callbacks=[PoisonAt()], progress=False, doctor=False)
+        summary = trainer.fit()
+    assert trainer.graph is not None
+    # the guard's check at 70 is read at 80, then one sampled step: the fault at 61 stops at 81
+    assert summary["status"] == "failed" and "non-finite" in summary["stopped"]
+    assert summary["steps"] == 81 and summary["kept_step"] == 50
