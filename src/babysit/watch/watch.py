@@ -190,7 +190,7 @@ class Watch:
         """Call once per optimizer step, after optimizer.step()."""
         self.steps += 1
         if loss is not None:
-            self._losses.append(loss.detach())
+            self._losses.append(loss.detach() if loss.requires_grad else loss)  # the Trainer's is detached
         if self.optimizer is not None:
             self._lrs.append(self.optimizer.param_groups[0]["lr"])
         if self._norms is not None:
