@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 16's device checks in one run (at most 9.5 minutes on an H200, each step under its own timeout; the device tool allows 10 a
-# command, 15 a session, start-up included). Prepared on a machine without a GPU; run it from a
-# session whose task is lent one:
+# Issue 16's device checks in one run: at most 9.5 minutes on an H200, each step under its own
+# timeout (the device tool allows 10 a command, 15 a session, start-up included). Prepared on a
+# machine without a GPU and never run yet; run it from a session whose task is lent one:
 #
 #   1. here, once, in the repository root: the packages the device's Python 3.12 lacks, as wheels
 #        echo /.whl/ >> .git/info/exclude
