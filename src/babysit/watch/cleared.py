@@ -31,7 +31,8 @@ class ClearCheck:
         if not self.params:
             return
         if not self._handles:
-            self._handles = [p.register_hook(self._on_grad(p)) for p in self.params]
+            # a parameter frozen since the Watch was made (a fine-tune's body) takes no hook
+            self._handles = [p.register_hook(self._on_grad(p)) for p in self.params if p.requires_grad]
             if self.optimizer is not None:
                 self._handles.append(self.optimizer.register_step_post_hook(self._on_step))
         self._left, self._step, self._expect = WINDOW, step, True
