@@ -123,6 +123,7 @@ class GraphStep:
         self.graph: Optional[torch.cuda.CUDAGraph] = None
         self.lagged = LaggedRead(device)  # the Trainer's guard, without a sync per check
         self.warm = 0
+        self.failed: Optional[str] = None  # why the capture failed: the Trainer goes on eagerly
         self._epoch = None
         if device.type == "cuda" and type(trainer.optimizer).__name__ in CAPTURABLE:
             for group in trainer.optimizer.param_groups:  # state made from the first step on fits capture
@@ -199,7 +200,12 @@ class GraphStep:
             torch.cuda.current_stream().wait_stream(side)
             self.warm += 1
             if self.warm == WARMUP_STEPS:
-                self._capture()
+                try:
+                    self._capture()
+                except RuntimeError as exc:  # a forward that syncs (.item(), data-dependent shapes)
+                    self.graph = None
+                    self.failed = (f"train.compile: the step could not be captured ({str(exc).splitlines()[0]}); "
+                                   "training eagerly")
         self.t.sampler.pos += 1
         at = self.host_slot
         self.host_slot = (at + 1) % self.ring.numel()

@@ -216,7 +216,11 @@ class Trainer:
         """One training step, added to the on-device loss sum: the captured graph's replay, or
         eagerly (no graph, or a step Watch samples with its hooks)."""
         if self.graph is not None and (self.watch is None or not self.watch.sampling):
-            return self.graph.step()
+            loss = self.graph.step()
+            if self.graph.failed:
+                warnings.warn(self.graph.failed, BabysitWarning)
+                self.graph = None
+            return loss
         loss = self._train_step()
         self.loss_sum += loss  # stays on the device: no sync here
         if self.graph is not None:
