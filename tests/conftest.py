@@ -1,8 +1,23 @@
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
+from babysit.build import DEVICE_ENV
 from babysit.spec import load_spec
+
+
+# The one device of the suite: the CPU unless BABYSIT_TEST_DEVICE says otherwise (cuda on a GPU
+# machine). Every spec's train.device "auto", every load_run and every CLI subprocess resolve to it
+# through BABYSIT_DEVICE, so a test's own tensors go to the `device` fixture and meet the model there.
+TEST_DEVICE = torch.device(os.environ.get("BABYSIT_TEST_DEVICE", "cpu"))
+os.environ[DEVICE_ENV] = str(TEST_DEVICE)
+
+
+@pytest.fixture
+def device() -> torch.device:
+    return TEST_DEVICE
 
 
 @pytest.fixture(autouse=True)
@@ -34,10 +49,3 @@ def digits_spec():
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def device():
-    """The one device tests run on: babysit's own choice (CUDA when torch sees one, else the CPU)."""
-    from babysit.build import select_device
-    return select_device("auto")

@@ -28,9 +28,9 @@ def digits():
     return build_data(load_spec("digits-mlp").data)
 
 
-def _fixed_batch_losses(model, data, steps=40):
+def _fixed_batch_losses(model, data, device, steps=40):
     """Eval-mode loss on a fixed batch before and after `steps` Adam steps in train mode."""
-    x, y = data.train.x[:128], data.train.y[:128]
+    x, y = data.train.x[:128].to(device), data.train.y[:128].to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def eval_loss():
@@ -51,17 +51,17 @@ def _fixed_batch_losses(model, data, steps=40):
 
 @pytest.mark.parametrize("preset", ["digits-mlp", "digits-cnn"])
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_each_block_builds_from_a_spec_and_learns(variant, preset, digits):
+def test_each_block_builds_from_a_spec_and_learns(variant, preset, digits, device):
     spec = load_spec(preset, VARIANTS[variant])
     _, _, model = build_start(spec, digits)
-    before, after = _fixed_batch_losses(model, digits)
+    before, after = _fixed_batch_losses(model, digits, device)
     assert after < 0.5 * before, f"{variant} on {preset}: loss {before:.3f} -> {after:.3f}"
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_eval_mode_is_deterministic(variant, digits):
+def test_eval_mode_is_deterministic(variant, digits, device):
     _, _, model = build_start(load_spec("digits-mlp", VARIANTS[variant]), digits)
-    x = digits.val.x[:64]
+    x = digits.val.x[:64].to(device)
     model.train()
     with torch.no_grad():
         if variant == "dropconnect":  # noisy in training...
@@ -91,7 +91,7 @@ def test_orthogonal_init_has_orthogonal_columns_times_the_gain(digits):
     torch.testing.assert_close(w.T @ w, gain("relu") ** 2 * torch.eye(64), atol=1e-4, rtol=0)
 
 
-def test_lsuv_gives_unit_output_std_and_is_seeded(digits):
+def test_lsuv_gives_unit_output_std_and_is_seeded(digits, device):
     spec = load_spec("digits-mlp", VARIANTS["lsuv"])
     _, _, model = build_start(spec, digits)
     outputs = {}
@@ -99,7 +99,7 @@ def test_lsuv_gives_unit_output_std_and_is_seeded(digits):
              for n in ("fc1", "fc2", "out")]
     model.eval()
     with torch.no_grad():
-        model(lsuv_batch(spec, digits))
+        model(lsuv_batch(spec, digits).to(device))
     for h in hooks:
         h.remove()
     for name, out in outputs.items():

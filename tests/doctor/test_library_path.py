@@ -21,7 +21,7 @@ def _key(findings):
     return sorted((f.code, f.where) for f in findings if f.severity != "info")
 
 
-def test_watch_findings_match_the_trainers(tmp_path):
+def test_watch_findings_match_the_trainers(tmp_path, device):
     spec = _spec()
     data = build_data(spec.data)
     trainer = babysit.build_trainer(spec, tmp_path / "run", progress=False, data=data)
@@ -33,7 +33,7 @@ def test_watch_findings_match_the_trainers(tmp_path):
     optimizer = torch.optim.SGD(model.parameters(), lr=spec.optim.lr)
     watch = babysit.Watch(model, optimizer, every=spec.watch.every, run_dir=tmp_path / "mine")
     gen = torch.Generator().manual_seed(1)
-    x_all, y_all = data.train.x, data.train.y
+    x_all, y_all = data.train.x.to(device), data.train.y.to(device)
     for _ in range(STEPS):
         idx = torch.randint(0, len(x_all), (32,), generator=gen)
         loss = F.cross_entropy(model(x_all[idx]), y_all[idx])

@@ -56,7 +56,8 @@ def test_the_sweep_trains_on_batches_augmented_as_training_sees_them():
 
     def rows_found_in_train(preset):
         setup = setup_from_spec(load_spec(preset))
-        x, _ = setup.training_batches().next()
+        x, _ = setup.training_batches().next()  # on the run's device
+        x = x.cpu()
         train = setup.data.train.x.flatten(1)
         return sum(bool((train == row).all(1).any()) for row in x.flatten(1)), len(x)
 

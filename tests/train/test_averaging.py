@@ -36,7 +36,7 @@ def test_ema_is_the_exponential_average_of_the_weights(tmp_path, digits_spec):
     assert summary["ema_decay"] == decay and "ema_val_acc" in summary and "val_acc" in summary
 
 
-def test_bn_statistics_are_recomputed_for_the_averaged_model(tmp_path, digits_spec):
+def test_bn_statistics_are_recomputed_for_the_averaged_model(tmp_path, digits_spec, device):
     spec = digits_spec("train.ema={decay: 0.95}", "model.batchnorm=true", "model.dropout=0", steps=80)
     summary = build_trainer(spec, tmp_path, progress=False).fit()
     raw, ema = load_run(tmp_path), load_run(tmp_path, weights="ema")
@@ -44,7 +44,7 @@ def test_bn_statistics_are_recomputed_for_the_averaged_model(tmp_path, digits_sp
     # A fresh pass: bn1 sees fc1's output over the whole train split.
     m = ema.model
     with torch.no_grad():
-        h = m.fc1(m.flatten(m.prep(ema.data.train.x)))
+        h = m.fc1(m.flatten(m.prep(ema.data.train.x.to(device))))
     assert torch.allclose(m.bn1.running_mean, h.mean(0), atol=1e-5)
     assert torch.allclose(m.bn1.running_var, h.var(0), rtol=1e-4, atol=1e-6)
     # the summary's EMA numbers are those of ema.pt

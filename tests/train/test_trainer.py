@@ -73,7 +73,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, digi
 
     spec = digits_spec("train.checkpoint_every=25", "train.log_every=25", steps=400)
     summary = build_trainer(spec, tmp_path, callbacks=[PoisonAt()], progress=False).fit()
-    assert "non-finite" in summary["stopped"] and summary["steps"] == 75
+    # the guard reads the loss every 10 steps and samples one more step: stopped within 60 + 20
+    assert "non-finite" in summary["stopped"] and 60 < summary["steps"] <= 80
     state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
     assert state["step"] == 50
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

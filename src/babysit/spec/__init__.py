@@ -66,6 +66,9 @@ class Spec(Strict):
     def _check(self):
         if self.optim.name == "lbfgs" and self.train.batch_size != "full":
             raise ValueError("optim 'lbfgs' is for full-batch problems: set train.batch_size: full")
+        if self.optim.name == "lbfgs" and self.train.precision == "fp16":
+            raise ValueError("train.precision 'fp16' needs a gradient scaler, which optim 'lbfgs' (its line "
+                             "search calls the loss itself) cannot take: use precision bf16 or fp32")
         last = self.train.steps
         if last is not None:
             warm = self.schedule.warmup_steps  # milestones count from the end of the warm-up

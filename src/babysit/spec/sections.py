@@ -316,6 +316,18 @@ class TrainSpec(Strict):
                                                "cosine_restarts cycle and evaluate their average")
     ema: Optional[EMASpec] = None
     report: bool = Field(True, description="write RUN/report.html when the run ends (babysit report)")
+    # Cost: README "Speed on the GPU". Off: CUDA picks its fastest kernels, some not bit-reproducible.
+    deterministic: bool = Field(False, description="deterministic algorithms (CUDA too): kill-and-resume is exact")
+    compile: Literal["auto", "graph", "off"] = Field(
+        "auto", description="graph: capture the training step once as a CUDA graph and replay it; "
+                            "auto: graph where the device is CUDA and the setup allows it")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="autocast the forward and loss to bf16 or fp16 (fp16 with a gradient scaler)")
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _off(cls, v):
+        return "off" if v is False else v  # YAML reads a bare `off` as false
 
     @field_validator("batch_size")
     @classmethod

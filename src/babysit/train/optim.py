@@ -100,7 +100,14 @@ class Schedule:
     def step(self) -> None:
         self.steps += 1
         if self.per_step is not None and (self.plateau is None or self.steps <= self.spec.warmup_steps):
-            self.per_step.step()
+            s = self.per_step
+            if isinstance(s, sched.MultiStepLR) and s.last_epoch + 1 not in s.milestones:
+                # between milestones torch's step only counts (its lr is unchanged): counting here
+                # saves ~10 us a step, 1-2% of a makemore step on a CPU core
+                s.last_epoch += 1
+                s._step_count += 1
+            else:
+                s.step()
 
     def advance(self, steps: int) -> None:
         """Move on `steps` steps without training: the lr a run continued from a step-`steps`

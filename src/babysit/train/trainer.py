@@ -10,6 +10,7 @@ checkpoint and raises Interrupted with the exit code 128 + signal.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import Callable, Iterable, Optional
 
 import torch
 
-from babysit.build import seed_everything, select_device
+from babysit.build import CUBLAS_WORKSPACE, deterministic, seed_everything, select_device
 from babysit.data import Dataset, build_data
 from babysit.data.augment import augmented
 from babysit.errors import BabysitWarning, Interrupted, TrainingError
@@ -34,8 +35,10 @@ from babysit.spec import Spec, dump_spec, resume_changes
 from babysit.train.batches import make_sampler
 from babysit.train.callbacks import Callback
 from babysit.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from babysit.train import graph as graphs
 from babysit.train.evaluate import evaluate
 from babysit.train.optim import Schedule, build_optimizer
+from babysit.train.precision import Precision
 from babysit.watch.record import Record
 from babysit.watch.watch import Watch
 
@@ -80,6 +83,8 @@ class Trainer:
                  optimizer_factory: Optional[Callable[[torch.nn.Module], torch.optim.Optimizer]] = None,
                  start: Optional[Start] = None):
         self.spec, self.run_dir, self.resume, self.start = spec, Path(run_dir), resume, start
+        if spec.train.deterministic:  # before the first cuBLAS call (an LSUV init makes one)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
         self.device, self.data, self.model = build_start(spec, data)
         self.train_split = self.data.train.to(self.device)
         self.val_split = self.data.val.to(self.device)
@@ -94,6 +99,8 @@ class Trainer:
         self.optimizer = (optimizer_factory or (lambda m: build_optimizer(m, spec.optim)))(self.model)
         self.penalty = build_penalty(spec)  # None unless train.regularizer adds a term to the loss
         self.loss_fn = build_loss(spec.loss)
+        self.precision = Precision(t.precision, self.device)
+        self.graph: Optional[graphs.GraphStep] = None  # train.compile: the captured step, once planned
         self.schedule = Schedule(self.optimizer, spec.schedule, self.total_steps)
         self.callbacks = list(callbacks)
         self.record = Record(self.run_dir)
@@ -137,6 +144,7 @@ class Trainer:
                 "elapsed": self.elapsed + time.perf_counter() - self._t0,
                 "loss_sum": self.loss_sum, "loss_count": self.loss_count, "best": self.best,
                 "first_loss": self.first_loss, "classes": self.data.extra.get("classes"),  # id -> name
+                "precision": self.precision.state_dict(),
                 "callbacks": {key: cb.state_dict() for key, cb in self._callback_keys()
                               if cb.overrides("state_dict")}}
 
@@ -150,6 +158,7 @@ class Trainer:
         self.loss_sum, self.loss_count = state["loss_sum"].to(self.device), state["loss_count"]
         self._guard_mark = (self.loss_sum.clone(), self.loss_count)
         self.best, self.first_loss, self.checkpoint_step = state["best"], state.get("first_loss"), self.step
+        self.precision.load_state_dict(state.get("precision"))
         saved = state.get("callbacks", {})
         for key, cb in self._callback_keys():
             if key in saved:
@@ -181,7 +190,8 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return with_penalty(self.loss_fn(self.model(x), y), self.model, self.penalty)
+        with self.precision.autocast():
+            return with_penalty(self.loss_fn(self.model(x), y), self.model, self.penalty)
 
     def _train_step(self) -> torch.Tensor:
         if self.spec.optim.name == "lbfgs":
@@ -196,14 +206,40 @@ class Trainer:
             return self.optimizer.step(closure).detach()
         x, y = self.sampler.next()
         loss = self._loss(x, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.spec.train.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.train.grad_clip)
-        self.optimizer.step()
+        # with a captured step, gradients are zeroed in place: the graph holds their addresses
+        self.optimizer.zero_grad(set_to_none=self.graph is None)
+        self.precision.backward(loss)
+        self.precision.step(self.optimizer, self.model.parameters(), self.spec.train.grad_clip)
         return loss.detach()
 
+    def _step(self) -> torch.Tensor:
+        """One training step, added to the on-device loss sum: the captured graph's replay, or
+        eagerly (no graph, or a step Watch samples with its hooks)."""
+        if self.graph is not None and (self.watch is None or not self.watch.sampling):
+            loss = self.graph.step()
+            if self.graph.failed:
+                warnings.warn(self.graph.failed, BabysitWarning)
+                self.graph = None
+            return loss
+        loss = self._train_step()
+        self.loss_sum += loss  # stays on the device: no sync here
+        if self.graph is not None:
+            self.graph.eager_done()
+        return loss
+
+    def _plan_graph(self) -> None:
+        """train.compile: capture the step when the setup allows it, else say once why not."""
+        capture, why = graphs.plan(self)
+        if why:
+            warnings.warn(why, BabysitWarning)
+        if capture:
+            self.graph = graphs.GraphStep(self, ring_size=self.spec.train.log_every + 1)
+
     def fit(self) -> dict:
+        with deterministic(self.spec.train.deterministic):
+            return self._fit()
+
+    def _fit(self) -> dict:
         keep_until = self._prepare_run_dir()
         self._t0 = time.perf_counter()
         t = self.spec.train
@@ -227,12 +263,14 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_train_begin(self)
             self.model.train()
+            if self.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(self.device)
+            self._plan_graph()
             while self.step < self.total_steps and self.stop_reason is None and self._signal is None:
-                loss = self._train_step()
+                loss = self._step()
                 if self.watch is not None:
                     self.watch.step(loss)  # before the schedule moves: it records this step's lr
                 self.schedule.step()
-                self.loss_sum += loss  # stays on the device: no sync here
                 self.loss_count += 1
                 self.step += 1
                 if self.first_loss is None:  # one host sync in the whole run: the guard's reference
@@ -287,12 +325,21 @@ class Trainer:
         n = self.loss_count - mark_count
         if n <= 0:
             return
-        mean = float(self.loss_sum - mark_sum) / n  # the guard's one host sync
+        window = self.loss_sum - mark_sum
         self._guard_mark = (self.loss_sum.clone(), self.loss_count)
+        end = self.step
+        if self.graph is None:
+            total = float(window)  # the guard's one host sync
+        else:  # a replayed step must not wait: the previous window's sum, copied meanwhile
+            read = self.graph.lagged.swap(window, (n, end))
+            if read is None:
+                return
+            total, (n, end) = read
+        mean = total / n
         first = self.first_loss
         if not math.isfinite(mean) or (first is not None and first > 0 and mean > DIVERGE_FACTOR * first):
             what = "turned non-finite" if not math.isfinite(mean) else f"passed 3x its first value ({first:.4g})"
-            self._last_look = (f"the loss {what}: mean {mean:.4g} over steps {self.step - n + 1}-{self.step}; "
+            self._last_look = (f"the loss {what}: mean {mean:.4g} over steps {end - n + 1}-{end}; "
                                "lower optim.lr or set train.grad_clip")
             # one more step, sampled, before the flush that stops the run: the doctor then sees the
             # faulty updates (update:data) and activations, not only the loss
@@ -384,6 +431,9 @@ class Trainer:
         summary.update(wall_s=round(self.elapsed + time.perf_counter() - self._t0, 3), device=str(self.device),
                        parameters=sum(p.numel() for p in self.model.parameters()))
         summary["steps_per_s"] = round(self.step / max(summary["wall_s"], 1e-9), 1)
+        summary["compile"] = "graph" if self.graph is not None else "eager"
+        if self.device.type == "cuda":  # the peak of this session's training (resets at fit)
+            summary["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(self.device) / 2 ** 20, 1)
         write_json(self.run_dir / SUMMARY, summary)  # on disk even if a callback fails below
         for cb in self.callbacks:
             cb.on_train_end(self, summary)  # callbacks add their own results (EMA, snapshots, ...)

@@ -27,15 +27,30 @@ PARAM_FIELDS = ("grad_mean", "grad_std", "data_std", "grad_data", "update_data",
 INPUT_FIELDS = ("mean_abs_over_std", "std_spread", "features")
 
 
-def _hists(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
-    """One fixed-bin histogram per row of x (layers, values), in a single bincount; values
-    beyond the range fall in the end bins. Shares of the row's values."""
-    rows = x.shape[0]
+# Histogram shares are rounded to HIST_DECIMALS on the device (float64), so the record's lines stay
+# short without a Python round() per number (40 bins x every layer and parameter of every sample).
+HIST_DECIMALS = 6
+
+
+def _binned(x: torch.Tensor, row: torch.Tensor, rows: int, lo: float, hi: float, bins: int) -> torch.Tensor:
+    """Counts (rows, bins) of the values x (flat) into fixed bins per row (row: each value's row
+    index), in a single bincount; values beyond the range fall in the end bins, NaN in none."""
     idx = ((x.clamp(lo, hi) - lo) * (bins / (hi - lo))).long().clamp_(0, bins - 1)
     idx = torch.where(torch.isnan(x), bins, idx)  # NaN goes to an extra bin, dropped below
-    idx += torch.arange(rows, device=x.device)[:, None] * (bins + 1)
-    counts = torch.bincount(idx.reshape(-1), minlength=rows * (bins + 1)).view(rows, bins + 1)
-    return counts[:, :bins] / x.shape[1]
+    idx += row * (bins + 1)
+    return torch.bincount(idx, minlength=rows * (bins + 1)).view(rows, bins + 1)[:, :bins]
+
+
+def _shares(counts: torch.Tensor, n) -> torch.Tensor:
+    scale = 10.0 ** HIST_DECIMALS
+    return torch.round(counts.double() / n * scale) / scale
+
+
+def _hists(x: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
+    """One fixed-bin histogram per row of x (layers, values): shares of the row's values."""
+    rows = x.shape[0]
+    row = torch.arange(rows, device=x.device)[:, None].expand(x.shape).reshape(-1)
+    return _shares(_binned(x.reshape(-1), row, rows, lo, hi, bins), x.shape[1])
 
 
 def _unit_share(mask: torch.Tensor) -> torch.Tensor:
@@ -97,14 +112,18 @@ def input_stats(x: torch.Tensor, axis: int) -> torch.Tensor:
 
 
 class ParameterStats:
-    """Per-parameter statistics for all parameters at once. The parameters are concatenated into one
-    flat float64 vector and summed per segment through one cumulative sum, so the scalar statistics
-    cost a few dozen ops however many tensors the model has (one op per tensor per statistic would
-    dominate a small model's step); only the histograms are per weight matrix. float64: E[x^2] - E[x]^2 keeps a BatchNorm gain's small spread.
+    """Per-parameter statistics for all parameters at once. The gradients, weights and updates of
+    all parameters (and their squares) are laid side by side in one (6, n) float64 buffer and
+    summed per parameter through one cumulative sum, and the gradient histograms of all weight
+    matrices come from one bincount: a few dozen ops per sample however many tensors the model
+    has (one op per tensor per statistic dominated a small model's sampled step). float64:
+    E[x^2] - E[x]^2 keeps a BatchNorm gain's small spread.
 
     grad:data = std(grad) / std(w); update:data = log10(std(applied update) / std(w)), with the
     update read off the weights themselves, so it is right for Adam and momentum too. Gradient
     histograms (in std units) for weight matrices and kernels only, as MM3 plots them."""
+
+    G, G2, W, W2, U, U2 = range(6)  # the buffer's rows
 
     def __init__(self, params: list[torch.Tensor], bins: int = BINS):
         self.params, self.bins = params, bins
@@ -112,50 +131,51 @@ class ParameterStats:
         sizes = torch.tensor([p.numel() for p in params], device=device)
         self.last = sizes.cumsum(0) - 1  # index of each segment's last element
         self.count = sizes.double()
-        self.no_hist = torch.full((bins,), math.nan, device=device)
+        self.segment = torch.repeat_interleave(torch.arange(len(params), device=device), sizes)
+        self.matrix = torch.tensor([p.ndim >= 2 for p in params], device=device)
         # Reused buffers: a fresh large tensor per op costs page faults on the CPU allocator.
         n = int(sizes.sum())
-        self._buf = {k: torch.empty(n, dtype=torch.float64, device=device) for k in ("w", "g", "sq", "run")}
+        self._buf = torch.empty(6, n, dtype=torch.float64, device=device)
+        self._run = torch.empty_like(self._buf)
 
     def flat(self, out: Optional[torch.Tensor] = None) -> torch.Tensor:
         if out is None:
-            out = torch.empty_like(self._buf["w"])
+            out = torch.empty_like(self._buf[0])
         return torch.cat([p.detach().reshape(-1) for p in self.params], out=out)
-
-    def _sums(self, x: torch.Tensor) -> torch.Tensor:
-        running = torch.cumsum(x, 0, out=self._buf["run"])[self.last]
-        return torch.diff(running, prepend=running.new_zeros(1))
-
-    def _mean_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = self._sums(x) / self.count
-        squares = self._squares = self._sums(torch.mul(x, x, out=self._buf["sq"]))
-        var = (squares - self.count * mean * mean) / (self.count - 1).clamp_min(1)
-        return mean, var.clamp_min(0).sqrt()
 
     @torch.no_grad()
     def __call__(self, before: torch.Tensor) -> torch.Tensor:
-        """One row per parameter: PARAM_FIELDS, then the gradient histogram."""
-        grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).detach() for p in self.params]
-        g = torch.cat([t.reshape(-1) for t in grads], out=self._buf["g"])
-        g_mean, g_std = self._mean_std(g)
-        self.grad_norm = self._squares.sum().sqrt()  # global gradient norm, from the sums at hand
-        w = self.flat(out=self._buf["w"])
-        _, w_std = self._mean_std(w)
-        norm = self._sums(torch.mul(w, w, out=self._buf["sq"])).sqrt()
-        _, u_std = self._mean_std(before.sub_(w).neg_())  # `before` is this sample's own snapshot
+        """One row per parameter: PARAM_FIELDS, then the gradient histogram. `before`: flat()
+        taken before the optimizer step."""
+        b = self._buf
+        torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1)
+                   for p in self.params], out=b[self.G])
+        self.flat(out=b[self.W])
+        torch.sub(b[self.W], before, out=b[self.U])
+        torch.mul(b[0::2], b[0::2], out=b[1::2])
+        running = torch.cumsum(b, 1, out=self._run)[:, self.last]
+        sums = torch.diff(running, dim=1, prepend=running.new_zeros(6, 1))  # (6, parameters)
+        mean = sums[0::2] / self.count
+        var = (sums[1::2] - self.count * mean * mean) / (self.count - 1).clamp_min(1)
+        g_std, w_std, u_std = var.clamp_min(0).sqrt()
+        self.grad_norm = sums[self.G2].sum().sqrt()  # global gradient norm, from the sums at hand
+        norm = sums[self.W2].sqrt()
         nan = torch.full_like(w_std, math.nan)
         safe = w_std.clamp_min(1e-30)
         grad_data = torch.where(w_std > 0, g_std / safe, nan)
         update_data = torch.where((w_std > 0) & (u_std > 0), torch.log10(u_std.clamp_min(1e-30) / safe), nan)
         scale = g_std.float().clamp_min(1e-30)
-        hists = torch.stack([_hists(t.float().reshape(1, -1) / scale[i], -GRAD_RANGE, GRAD_RANGE, self.bins)[0]
-                             if t.ndim >= 2 else self.no_hist for i, t in enumerate(grads)])
-        head = torch.stack([g_mean, g_std, w_std, grad_data, update_data, norm], dim=1).float()
+        counts = _binned(b[self.G].float() / scale[self.segment], self.segment, len(self.params),
+                         -GRAD_RANGE, GRAD_RANGE, self.bins)
+        hists = torch.where(self.matrix[:, None], _shares(counts, self.count[:, None]), math.nan)
+        head = torch.stack([mean[0], g_std, w_std, grad_data, update_data, norm], dim=1)
         return torch.cat([head, hists], dim=1)
 
 
 def unpack(row: list[float], fields: tuple[str, ...]) -> dict:
     """A fetched row back into named numbers plus its histogram (NaN becomes None for JSON)."""
     named = {f: (None if v != v else v) for f, v in zip(fields, row)}
-    named["hist"] = [round(v, 6) for v in row[len(fields):]]
+    hist = row[len(fields):]
+    # a histogram is all NaN (none: a 1-D parameter, a layer without gradient) or all numbers
+    named["hist"] = [None] * len(hist) if hist and hist[0] != hist[0] else hist
     return named

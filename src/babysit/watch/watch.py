@@ -123,6 +123,11 @@ class Watch:
     def _is_sampled(self, step: int) -> bool:
         return step in self.early or step % self.every == 0
 
+    @property
+    def sampling(self) -> bool:
+        """The next step is sampled (hooks attached): a captured Trainer runs it eagerly."""
+        return self._probe is not None
+
     def sample_next(self) -> None:
         """Sample the next step too, whatever the schedule (a run about to stop takes a last look)."""
         if self._probe is None:
@@ -185,7 +190,7 @@ class Watch:
         """Call once per optimizer step, after optimizer.step()."""
         self.steps += 1
         if loss is not None:
-            self._losses.append(loss.detach())
+            self._losses.append(loss.detach() if loss.requires_grad else loss)  # the Trainer's is detached
         if self.optimizer is not None:
             self._lrs.append(self.optimizer.param_groups[0]["lr"])
         if self._norms is not None:
@@ -244,7 +249,8 @@ class Watch:
             if sample["inputs"] is not None:
                 order.append(sample["inputs"])
             order.append(sample["grad_norm"].reshape(1))
-        flat = torch.cat([t.reshape(-1).float().to(order[0].device) for t in order]).cpu().tolist()
+        # float64: the histograms were rounded there (stats.HIST_DECIMALS), and stay short in JSON
+        flat = torch.cat([t.reshape(-1).double().to(order[0].device) for t in order]).cpu().tolist()
         shapes = {n: list(p.shape) for n, p in self.params}
         act_len, grad_len = len(S.ACT_FIELDS) + self.bins, len(S.ACT_GRAD_FIELDS) + self.bins
         param_len, input_len = len(S.PARAM_FIELDS) + self.bins, len(S.INPUT_FIELDS)
@@ -266,7 +272,7 @@ class Watch:
                 fetched["inputs"] = {k: v for k, v in S.unpack(flat[at:at + input_len], S.INPUT_FIELDS).items()
                                      if k != "hist"}
                 at += input_len
-            fetched["grad_norm"] = flat[at]
+            fetched["grad_norm"] = None if flat[at] != flat[at] else flat[at]  # JSON has no NaN
             at += 1
             out.append(fetched)
         return out
