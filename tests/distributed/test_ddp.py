@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from babysit.cli import main
 from babysit.data import Split
-from babysit.layout import CHECKPOINT, METRICS, SUMMARY
+from babysit.layout import CHECKPOINT, METRICS, REPORT, SUMMARY
 from babysit.session import build_trainer
 from babysit.spec import load_spec
 from babysit.train.batches import BatchSampler
@@ -99,8 +99,9 @@ def test_two_processes_follow_one_survive_a_killed_launcher_and_resume(tmp_path)
     two = json.loads((out / SUMMARY).read_text())
     assert two["steps"] == one["steps"] == 400
     assert abs(two["val_loss"] - one["val_loss"]) < VAL_LOSS_TOLERANCE, (two["val_loss"], one["val_loss"])
-    # rank 0 alone wrote the folder: the files of a one-process run, each event once
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+    # rank 0 alone wrote the folder: the files of a one-process run (whose report the suite's
+    # conftest turns off in-process), each event once
+    assert sorted(p.name for p in out.iterdir()) == sorted([REPORT, *(p.name for p in (tmp_path / "one").iterdir())])
     events = [json.loads(line) for line in (out / METRICS).read_text().splitlines()]
     train_steps = [e["step"] for e in events if e["kind"] == "train"]
     assert train_steps == list(range(50, 401, 50))
@@ -137,10 +138,11 @@ def test_a_nan_or_an_exception_on_one_rank_stops_every_rank(tmp_path):
     pids = _worker_pids(text["raise"])
     assert sorted(pids) == [0, 1] and _wait_dead(pids.values(), ORPHAN_GRACE_S) == []
 
-    # a NaN: the all-ranks mean loss is NaN everywhere, so every rank stops at the same flush
-    assert code["nan"] == 0, text["nan"]
+    # a NaN: the all-ranks mean loss is NaN everywhere, so every rank stops at the same flush; a
+    # run that ended in an error exits 1 (babysit train's rule), and rank 0's summary says why
+    assert code["nan"] == 1, text["nan"]
     summary = json.loads((tmp_path / "nan" / SUMMARY).read_text())
-    assert summary["steps"] == 30 and "non-finite loss" in summary["stopped"]
+    assert summary["steps"] == 30 and summary["status"] == "failed" and "non-finite" in summary["stopped"]
     events = [json.loads(line) for line in (tmp_path / "nan" / METRICS).read_text().splitlines()]
     assert [e["step"] for e in events if e["kind"] == "train"] == [10, 20, 30]
 

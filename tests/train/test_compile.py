@@ -6,8 +6,7 @@ import warnings
 import pytest
 import torch
 
-from babysit import Callback, build_trainer, load_spec
-from babysit.errors import BabysitWarning
+from babysit import Callback, build_trainer
 from babysit.train import graph as graphs
 
 

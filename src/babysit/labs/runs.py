@@ -54,7 +54,10 @@ def train(spec: Spec, out: Path, label: str, data: Optional[Dataset] = None,
     curves = Curves()
     trainer = build_trainer(spec, Path(out) / RUNS / label, progress=False, doctor=False, data=data,
                             callbacks=[curves, *callbacks])
-    return Run(label, trainer.fit(), curves, trainer.model)
+    summary = trainer.fit()
+    if summary.get("diverged"):  # a lab compares runs as they ended, not the checkpoint a failed run keeps
+        summary = {**summary, **{k: v for k, v in summary["diverged"].items() if k != "step"}}
+    return Run(label, summary, curves, trainer.model)
 
 
 def subset(data: Dataset, n: Optional[int]) -> Dataset:

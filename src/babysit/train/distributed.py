@@ -22,6 +22,7 @@ import ctypes
 import os
 import signal
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Optional
@@ -137,6 +138,13 @@ class _NoRecord:
     def close(self) -> None: ...
 
 
+# gloo's error on a rank whose peer died (a collective's connection closed under it)
+PEER_GONE = "Connection closed by peer"
+# The launcher polls its workers every 0.1 s (torch.distributed.run's --monitor-interval) and stops
+# the others when it sees one fail: 2 s lets it see the crashed rank first.
+PEER_GONE_DELAY_S = 2.0
+
+
 class DistributedTrainer(Trainer):
     """The Trainer on one rank of a torch.distributed job (see the module's docstring)."""
 
@@ -160,6 +168,16 @@ class DistributedTrainer(Trainer):
         print(f"rank {self.rank}/{self.world}: pid {os.getpid()}, device {self.device}, "
               f"backend {dist.get_backend()}, {self.batch_size // self.world} examples of each batch of "
               f"{self.batch_size}", flush=True)
+
+    def fit(self) -> dict:
+        try:
+            return super().fit()
+        except RuntimeError as exc:
+            if PEER_GONE in str(exc):
+                # another rank crashed: let its exit reach the launcher first, so the one line
+                # `babysit train --nproc` prints names the rank that failed, not this one
+                time.sleep(PEER_GONE_DELAY_S)
+            raise
 
     def _own_rng(self, step: int) -> None:
         """A rank's own torch stream (dropout masks differ between shares), from (seed, rank, step):
