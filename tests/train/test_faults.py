@@ -161,8 +161,13 @@ def test_a_signal_writes_a_checkpoint_prints_the_resume_command_and_resumes_exac
     done = subprocess.run([sys.executable, "-m", "babysit.cli", "train", str(run / "spec.yaml"), "--out", str(run),
                            "--resume", "--quiet"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    straight = build_trainer(load_spec(spec), tmp_path / "straight", progress=False).fit()
-    resumed, whole = torch.load(run / CHECKPOINT, weights_only=True), torch.load(tmp_path / "straight" / CHECKPOINT,
+    # the uninterrupted run in a process of its own too: the test process's torch settings (threads,
+    # left as earlier tests left them) must not differ from the interrupted run's
+    straight_dir = tmp_path / "straight"
+    subprocess.run([sys.executable, "-m", "babysit.cli", "train", str(spec), "--out", str(straight_dir), "--quiet"],
+                   check=True, capture_output=True, timeout=600)
+    straight = _strict_json(straight_dir / SUMMARY)
+    resumed, whole = torch.load(run / CHECKPOINT, weights_only=True), torch.load(straight_dir / CHECKPOINT,
                                                                              weights_only=True)
     assert all(torch.equal(resumed["model"][k], whole["model"][k]) for k in whole["model"])
     assert _strict_json(run / SUMMARY)["val_loss"] == pytest.approx(straight["val_loss"], rel=1e-9)
